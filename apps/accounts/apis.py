@@ -1,0 +1,81 @@
+"""The public REST API for tenants and their people (in the OpenAPI schema at /api/schema/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import selectors, services
+from apps.accounts.models import Membership, Role, Tenant
+
+
+class TenantOutput(serializers.Serializer[Tenant]):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    widget_key = serializers.CharField()
+    allowed_origins = serializers.SerializerMethodField()
+    roles = serializers.SerializerMethodField()
+
+    def get_allowed_origins(self, tenant: Tenant) -> list[str]:
+        return selectors.tenant_origins(tenant=tenant)
+
+    def get_roles(self, tenant: Tenant) -> list[str]:
+        return sorted(self.context["roles"].get(tenant.id, []))
+
+
+class TenantUpdateInput(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False)
+    allowed_origins = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
+
+
+class MembershipOutput(serializers.Serializer[Membership]):
+    username = serializers.CharField(source="user.username")
+    email = serializers.EmailField(source="user.email")
+    role = serializers.CharField()
+
+
+class TenantListApi(APIView):
+    @extend_schema(responses=TenantOutput(many=True), summary="Companies the signed-in user works for")
+    def get(self, request: Request) -> Response:
+        tenants = list(selectors.tenants_for_user(user=request.user))  # type: ignore[arg-type]
+        roles = {t.id: selectors.user_roles(user=request.user, tenant=t) for t in tenants}  # type: ignore[arg-type]
+        return Response(TenantOutput(tenants, many=True, context={"roles": roles}).data)
+
+
+class TenantDetailApi(APIView):
+    @extend_schema(responses=TenantOutput, summary="One company (members only)")
+    def get(self, request: Request, slug: str) -> Response:
+        tenant, roles = selectors.access_tenant(actor=request.user, slug=slug)
+        return Response(TenantOutput(tenant, context={"roles": {tenant.id: roles}}).data)
+
+    @extend_schema(request=TenantUpdateInput, responses=TenantOutput, summary="Rename or set allowed origins")
+    def patch(self, request: Request, slug: str) -> Response:
+        tenant, roles = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+        data = TenantUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.tenant_configure(
+            tenant=tenant,
+            name=data.validated_data.get("name"),
+            origins=data.validated_data.get("allowed_origins"),
+        )
+        return Response(TenantOutput(tenant, context={"roles": {tenant.id: roles}}).data)
+
+
+class TenantMembersApi(APIView):
+    @extend_schema(responses=MembershipOutput(many=True), summary="People of a company and their roles (admins)")
+    def get(self, request: Request, slug: str) -> Response:
+        tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+        return Response(MembershipOutput(selectors.tenant_memberships(tenant=tenant), many=True).data)
+
+
+class TenantSecretRotateApi(APIView):
+    @extend_schema(request=None, responses={200: dict}, summary="Issue a new identity secret (admins)")
+    def post(self, request: Request, slug: str) -> Response:
+        tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+        services.tenant_identity_secret_rotate(tenant=tenant)
+        return Response({"identity_secret": tenant.identity_secret}, status=status.HTTP_200_OK)

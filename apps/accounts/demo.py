@@ -1,0 +1,58 @@
+"""The demo company `make run` loads: a telecom with staff and customers. Loading it twice changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from apps.accounts import services
+from apps.accounts.models import Role, Tenant, User
+
+DEMO_SLUG = "nimbus"
+DEMO_PASSWORD = "helpdesk-demo"  # local demo only; production never runs the demo loader
+
+DEMO_STAFF = [
+    ("nina", "Nina Admin", [Role.ADMIN]),
+    ("alice", "Alice Agent", [Role.AGENT]),
+    ("bob", "Bob Agent", [Role.AGENT]),
+    ("erin", "Erin Editor", [Role.EDITOR]),
+]
+DEMO_CUSTOMERS = [
+    ("cust-1001", "Maria Lopez", "maria.lopez@example.com"),
+    ("cust-1002", "Tom Becker", "tom.becker@example.com"),
+    ("cust-1003", "Aiko Tanaka", "aiko.tanaka@example.com"),
+]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    tenant: Tenant
+    created: bool
+    logins: list[tuple[str, str]]  # (username, roles)
+
+
+@transaction.atomic
+def demo_load(*, origins: list[str]) -> DemoResult:
+    tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+    created = tenant is None
+    if tenant is None:
+        tenant = services.tenant_create(slug=DEMO_SLUG, name="Nimbus Telecom", origins=origins)
+    else:
+        for origin in origins:
+            services.allowed_origin_add(tenant=tenant, origin=origin)
+
+    logins = []
+    if not User.objects.filter(username="operator").exists():
+        User.objects.create_superuser(username="operator", email="operator@example.com", password=DEMO_PASSWORD)
+    logins.append(("operator", "platform operator (Django admin)"))
+    for username, full_name, roles in DEMO_STAFF:
+        user = User.objects.filter(username=username).first() or services.user_create(
+            username=username, email=f"{username}@nimbus.example", password=DEMO_PASSWORD, first_name=full_name
+        )
+        for role in roles:
+            services.membership_grant(tenant=tenant, user=user, role=role)
+        logins.append((username, ", ".join(Role(r).label for r in roles)))
+    for external_id, name, email in DEMO_CUSTOMERS:
+        services.contact_upsert(tenant=tenant, external_id=external_id, name=name, email=email)
+    return DemoResult(tenant=tenant, created=created, logins=logins)

@@ -1,0 +1,116 @@
+"""Tenants (companies), their staff with per-tenant roles, their widget credentials and customers."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Self
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+
+from apps.core.models import BaseModel
+
+
+def new_widget_key() -> str:
+    return "wk_" + secrets.token_urlsafe(18)
+
+
+def new_identity_secret() -> str:
+    return "ids_" + secrets.token_urlsafe(32)
+
+
+class User(AbstractUser):
+    """A person who signs in to the staff pages. What they may do is decided per tenant by Membership."""
+
+    class Meta:
+        db_table = "accounts_user"
+
+
+class Tenant(BaseModel):
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    # Public: goes in the company's <script> tag.
+    widget_key = models.CharField(max_length=64, unique=True, default=new_widget_key, editable=False)
+    # Secret: the company signs its logged-in customers' ids with it (HMAC-SHA256).
+    identity_secret = models.CharField(max_length=128, default=new_identity_secret, editable=False)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+
+class TenantScopedQuerySet(models.QuerySet[Any]):
+    """Queries on tenant data start here (STYLE rule 3): `Model.objects.for_tenant(tenant)`."""
+
+    def for_tenant(self, tenant: Tenant) -> Self:
+        return self.filter(tenant=tenant)
+
+
+class TenantScopedModel(BaseModel):
+    """Anything that belongs to one company. The tenant is never inferred from a global."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class AllowedOrigin(TenantScopedModel):
+    """A website origin (scheme://host[:port]) allowed to embed the tenant's widget."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="allowed_origins")
+    origin = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["origin"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "origin"], name="uniq_tenant_origin")]
+
+    def __str__(self) -> str:
+        return self.origin
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    AGENT = "agent", "Agent"
+    EDITOR = "editor", "Knowledge editor"
+
+
+class Membership(TenantScopedModel):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        ordering = ["tenant__slug", "user__username", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user", "role"], name="uniq_membership_role"),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.get_role_display()} at {self.tenant.slug}"
+
+
+class Contact(TenantScopedModel):
+    """A customer of a tenant. `external_id` is the company's own id, set only through verified identity."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    external_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+
+    class Meta:
+        ordering = ["external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="uniq_contact_external_id"),
+        ]
+        indexes = [models.Index(Lower("email"), "tenant", name="contact_email_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.tenant_id})"

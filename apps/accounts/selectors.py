@@ -1,0 +1,51 @@
+"""Reads on tenants and people, always scoped and permission-checked (STYLE rules 1, 3, 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+
+from apps.accounts.models import AllowedOrigin, Membership, Role, Tenant, User
+from apps.core.errors import Forbidden, NotFound, Unauthorized
+
+
+def tenants_for_user(*, user: User) -> QuerySet[Tenant]:
+    return Tenant.objects.filter(memberships__user=user, is_active=True).distinct().order_by("name")
+
+
+def user_roles(*, user: User, tenant: Tenant) -> set[str]:
+    return set(Membership.objects.for_tenant(tenant).filter(user=user).values_list("role", flat=True))
+
+
+def access_tenant(
+    *, actor: User | AnonymousUser, slug: str, roles: Iterable[str] | None = None
+) -> tuple[Tenant, set[str]]:
+    """The tenant `slug` if `actor` belongs to it (with one of `roles`, when given).
+
+    A non-member gets `NotFound`, never `Forbidden`: whether another company exists is not theirs to learn.
+    Admins of a tenant hold every role in it.
+    """
+    if not actor.is_authenticated:
+        raise Unauthorized()
+    assert isinstance(actor, User)
+    tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
+    held = user_roles(user=actor, tenant=tenant) if tenant else set()
+    if tenant is None or not held:
+        raise NotFound()
+    if roles is not None and Role.ADMIN not in held and not held.intersection(roles):
+        raise Forbidden()
+    return tenant, held
+
+
+def tenant_memberships(*, tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.for_tenant(tenant).select_related("user")
+
+
+def tenant_origins(*, tenant: Tenant) -> list[str]:
+    return list(AllowedOrigin.objects.for_tenant(tenant).values_list("origin", flat=True))
+
+
+def tenant_by_widget_key(*, widget_key: str) -> Tenant | None:
+    return Tenant.objects.filter(widget_key=widget_key, is_active=True).first()

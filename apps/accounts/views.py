@@ -1,0 +1,81 @@
+"""Staff pages: sign-in lands on the companies a person works for; admins manage their company's widget."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.accounts import selectors, services
+from apps.accounts.models import Role, User
+from apps.core.errors import HelpdeskError
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+def staff_home(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    tenants = [
+        {"tenant": t, "roles": sorted(selectors.user_roles(user=user, tenant=t))}
+        for t in selectors.tenants_for_user(user=user)
+    ]
+    return render(request, "accounts/staff_home.html", {"tenants": tenants})
+
+
+@login_required
+@require_http_methods(["GET"])
+def tenant_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, roles = selectors.access_tenant(actor=request.user, slug=slug)
+    context = {
+        "tenant": tenant,
+        "roles": sorted(roles),
+        "is_admin": Role.ADMIN in roles,
+        "origins": selectors.tenant_origins(tenant=tenant),
+        "memberships": selectors.tenant_memberships(tenant=tenant) if Role.ADMIN in roles else [],
+    }
+    return render(request, "accounts/tenant_settings.html", context)
+
+
+@login_required
+@require_POST
+def tenant_origin_add(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+    try:
+        added = services.allowed_origin_add(tenant=tenant, origin=request.POST.get("origin", ""))
+    except HelpdeskError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{added.origin} can now embed the widget.")
+    return redirect("tenant-settings", slug=tenant.slug)
+
+
+@login_required
+@require_POST
+def tenant_origin_remove(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+    origin = request.POST.get("origin", "")
+    try:
+        removed = services.allowed_origin_remove(tenant=tenant, origin=origin)
+    except HelpdeskError as exc:
+        messages.error(request, exc.message)
+    else:
+        if removed:
+            messages.success(request, f"{origin} can no longer embed the widget.")
+        else:
+            messages.error(request, f"{origin} was not an allowed origin.")
+    return redirect("tenant-settings", slug=tenant.slug)
+
+
+@login_required
+@require_POST
+def tenant_secret_rotate(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+    services.tenant_identity_secret_rotate(tenant=tenant)
+    messages.warning(request, "New identity secret issued: update your website's signing code now.")
+    return redirect("tenant-settings", slug=tenant.slug)

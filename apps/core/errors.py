@@ -1,0 +1,101 @@
+"""One error hierarchy with stable codes, rendered the same over HTTP and websockets (CONTRACTS.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class HelpdeskError(Exception):
+    code = "bad_request"
+    http_status = 400
+    retryable = False
+    default_message = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class BadRequest(HelpdeskError):
+    pass
+
+
+class Unauthorized(HelpdeskError):
+    code = "unauthorized"
+    http_status = 401
+    default_message = "Please sign in to continue."
+
+
+class Forbidden(HelpdeskError):
+    code = "forbidden"
+    http_status = 403
+    default_message = "You don't have permission to do that."
+
+
+class NotFound(HelpdeskError):
+    code = "not_found"
+    http_status = 404
+    default_message = "That doesn't exist, or you can't see it."
+
+
+class Conflict(HelpdeskError):
+    code = "conflict"
+    http_status = 409
+    default_message = "Someone else changed this first. Reload and try again."
+
+
+class RateLimited(HelpdeskError):
+    code = "rate_limited"
+    http_status = 429
+    retryable = True
+    default_message = "Too many requests. Please wait a moment and try again."
+
+
+class MessageTooLong(HelpdeskError):
+    code = "message_too_long"
+    http_status = 413
+    default_message = "That message is too long. Please shorten it."
+
+
+class LLMUnavailable(HelpdeskError):
+    code = "llm_unavailable"
+    http_status = 503
+    retryable = True
+    default_message = "The assistant is unavailable right now. You can ask for a person instead."
+
+
+class TemporarilyUnavailable(HelpdeskError):
+    code = "temporarily_unavailable"
+    http_status = 503
+    retryable = True
+    default_message = "The service is briefly unavailable. Please try again in a few seconds."
+
+
+class Interrupted(HelpdeskError):
+    code = "interrupted"
+    http_status = 503
+    retryable = True
+    default_message = "The answer was interrupted. Please try again."
+
+
+@dataclass(frozen=True)
+class WebsocketClose:
+    """Close codes of CONTRACTS.md §1."""
+
+    POLICY = 1008
+    TOO_BIG = 1009
+    SERVER_ERROR = 1011
+    UNAUTHENTICATED = 4401
+    FORBIDDEN = 4403
+
+
+def error_frame(error: HelpdeskError, *, client_msg_id: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", **error.as_payload()}
+    if client_msg_id is not None:
+        frame["client_msg_id"] = client_msg_id
+    return frame

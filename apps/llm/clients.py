@@ -1,0 +1,45 @@
+"""The one wrapped client for chat completions (STYLE rule 10): every LLM call goes through here.
+
+Any OpenAI-compatible server (the embedded llama.cpp server, vLLM, OpenAI) is a configuration change:
+`LLM_BASE_URL`, `LLM_MODEL`, `LLM_API_KEY`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import httpx
+import openai
+from django.conf import settings
+
+from apps.core.health import CheckFailed
+
+
+@lru_cache(maxsize=4)
+def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        timeout=httpx.Timeout(timeout, connect=5.0),
+        max_retries=0,  # retries are the pipeline's decision, bounded and visible, not the SDK's
+    )
+
+
+def llm_client(*, timeout: float | None = None) -> openai.OpenAI:
+    return _client(settings.LLM_BASE_URL, settings.LLM_API_KEY, timeout or settings.LLM_TIMEOUT_SECONDS)
+
+
+def check_llm() -> str:
+    """Ready when the server answers `/models` and serves the configured model."""
+    try:
+        models = [m.id for m in llm_client(timeout=2.5).models.list()]
+    except openai.APIConnectionError as exc:
+        raise CheckFailed(f"cannot reach LLM_BASE_URL {settings.LLM_BASE_URL}: {exc.__cause__ or exc}") from exc
+    except openai.APIStatusError as exc:
+        raise CheckFailed(f"LLM server answered HTTP {exc.status_code} at {settings.LLM_BASE_URL}") from exc
+    if settings.LLM_MODEL not in models:
+        raise CheckFailed(
+            f"LLM_MODEL {settings.LLM_MODEL!r} is not served at {settings.LLM_BASE_URL} "
+            f"(it serves: {', '.join(models) or 'nothing'})"
+        )
+    return settings.LLM_MODEL

@@ -1,0 +1,177 @@
+"""Settings shared by every environment. Values come from `helpdesk.env.env` only."""
+
+from __future__ import annotations
+
+import django_stubs_ext
+
+from helpdesk.env import BASE_DIR, env, local_stack, parse_database_url
+
+# Lets admin and queryset classes be subscripted at run time, as the type stubs want.
+django_stubs_ext.monkeypatch()
+
+LOCAL = local_stack()
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", "insecure-local-only-key-change-me-in-production-000000")
+DEBUG = env.bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "apps.core",
+    "apps.accounts",
+    "apps.llm",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.HelpdeskErrorMiddleware",
+]
+
+ROOT_URLCONF = "helpdesk.urls"
+ASGI_APPLICATION = "helpdesk.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "staff-home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env.optional("DATABASE_URL")
+DATABASES = {"default": parse_database_url(DATABASE_URL or LOCAL.database_url)}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.optional("REDIS_URL") or LOCAL.redis_url
+REDIS_URL = REDIS_URL.rstrip("/")
+
+# The channel layer, Celery's broker and its results use separate database indexes of one server.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [f"{REDIS_URL}/0"], "prefix": "helpdesk:ws", "capacity": 1000, "expiry": 30},
+    }
+}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"{REDIS_URL}/3",
+        "KEY_PREFIX": "helpdesk",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+CELERY_BROKER_URL = f"{REDIS_URL}/1"
+CELERY_RESULT_BACKEND = f"{REDIS_URL}/2"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Tasks' hard limits stay below this so a task is never redelivered while it still runs (STYLE rule 9).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SOFT_TIME_LIMIT = 600
+CELERY_TASK_TIME_LIMIT = 900
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# LLM: any OpenAI-compatible server. Unset means the embedded llama.cpp server `make run` starts.
+LLM_BASE_URL = env.optional("LLM_BASE_URL") or LOCAL.llm_base_url
+LLM_MODEL = env.str("LLM_MODEL", "smollm2-135m-instruct")
+LLM_API_KEY = env.str("LLM_API_KEY", "local-no-key")
+LLM_TIMEOUT_SECONDS = float(env.int("LLM_TIMEOUT_SECONDS", 60))
+
+# Embeddings: an OpenAI-compatible /v1/embeddings endpoint when set, otherwise in-process.
+EMBEDDINGS_BASE_URL = env.optional("EMBEDDINGS_BASE_URL")
+EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL", "all-MiniLM-L6-v2")
+EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY", "local-no-key")
+EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", 384)
+
+HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = LOCAL.var_dir / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Daphne does not serve static files; the ASGI app does (see helpdesk/asgi.py and docs/adr/0002).
+SERVE_STATIC = env.bool("SERVE_STATIC", True)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.apis.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"user": "600/min", "anon": "60/min"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Helpdesk API",
+    "DESCRIPTION": "Tenants, people and (in later versions) knowledge, conversations and handoffs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "tldextract": {"level": "ERROR"},
+    },
+}

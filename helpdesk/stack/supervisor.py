@@ -1,0 +1,307 @@
+"""`make run`: start every part in order, wait until each is ready, watch them, and stop them all together.
+
+Each of DATABASE_URL, REDIS_URL, LLM_BASE_URL and EMBEDDINGS_BASE_URL replaces the matching embedded part,
+which is then not started. Every failure is one line that names the part, the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from helpdesk.env import BASE_DIR, ConfigError, Env, LocalStack, local_stack
+from helpdesk.stack import embedded
+from helpdesk.stack.embedded import NotReady
+from helpdesk.stack.preflight import (
+    PreflightError,
+    StackLock,
+    check_external_database,
+    check_external_redis,
+    check_openai_compatible,
+    check_port,
+)
+from helpdesk.stack.procs import Child
+
+DEFAULT_LLM_MODEL = "smollm2-135m-instruct"
+
+
+class Shutdown(Exception):
+    """Raised from the signal handler to unwind whatever the supervisor is waiting on."""
+
+
+def say(message: str) -> None:
+    print(f"[stack] {message}", flush=True)
+
+
+@dataclass
+class Supervisor:
+    env: Env
+    local: LocalStack
+    children: list[Child] = field(default_factory=list)
+    lock: StackLock | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    stopping: bool = False
+
+    # -- configuration ------------------------------------------------------------------------------
+
+    @property
+    def external_db(self) -> str | None:
+        return self.env.optional("DATABASE_URL")
+
+    @property
+    def external_redis(self) -> str | None:
+        return self.env.optional("REDIS_URL")
+
+    @property
+    def external_llm(self) -> str | None:
+        return self.env.optional("LLM_BASE_URL")
+
+    def child_env(self) -> dict[str, str]:
+        resolved = dict(os.environ)
+        resolved.update(
+            {
+                "DJANGO_SETTINGS_MODULE": resolved.get("DJANGO_SETTINGS_MODULE", "helpdesk.settings.local"),
+                "HELPDESK_VAR_DIR": str(self.local.var_dir),
+                "DATABASE_URL": self.external_db or self.local.database_url,
+                "REDIS_URL": self.external_redis or self.local.redis_url,
+                "LLM_BASE_URL": self.external_llm or self.local.llm_base_url,
+                "LLM_MODEL": self.env.str("LLM_MODEL", DEFAULT_LLM_MODEL),
+                "PYTHONUNBUFFERED": "1",
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+            }
+        )
+        return resolved
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.local.web_host}:{self.local.web_port}"
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        self.lock = StackLock(self.local.var_dir / "run")
+        for note in self.lock.acquire():
+            say(note)
+        check_port(self.local.web_port, "web server", "HELPDESK_PORT", self.local.web_host)
+        if self.external_redis:
+            check_external_redis(self.external_redis)
+        else:
+            check_port(self.local.redis_port, "embedded Valkey", "HELPDESK_REDIS_PORT")
+        if self.external_llm:
+            check_openai_compatible(self.external_llm, "LLM_BASE_URL", self.env.str("LLM_API_KEY", "none"))
+        else:
+            check_port(self.local.llm_port, "embedded LLM server", "HELPDESK_LLM_PORT")
+            embedded.local_model_path()
+        embeddings_url = self.env.optional("EMBEDDINGS_BASE_URL")
+        if embeddings_url:
+            check_openai_compatible(embeddings_url, "EMBEDDINGS_BASE_URL", self.env.str("EMBEDDINGS_API_KEY", "none"))
+        if self.external_db:
+            check_external_database(self.external_db)
+
+    def _spawn(self, child: Child) -> Child:
+        child.start()
+        self.children.append(child)
+        assert self.lock is not None
+        self.lock.record({c.name: c.pid for c in self.children if c.pid})
+        return child
+
+    def _ready(self, what: str, probe: object, timeout: float, child: Child | None) -> None:
+        started = time.monotonic()
+        try:
+            embedded.wait_until(probe, timeout=timeout, what=what, child=child)
+        except NotReady as exc:
+            tail = child.log_tail() if child else ""
+            detail = f"\n[stack] last lines of {child.log_path}:\n{tail}" if tail else ""
+            raise NotReady(f"{exc}{detail}") from None
+        say(f"{what} ready in {time.monotonic() - started:.1f}s")
+
+    def manage(self, *args: str, timeout: float = 600) -> str:
+        result = subprocess.run(
+            [sys.executable, str(BASE_DIR / "manage.py"), *args],
+            env=self.child_env(),
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            raise NotReady(f"`manage.py {' '.join(args)}` failed: {lines[-1] if lines else 'no output'}")
+        return result.stdout
+
+    def start(self) -> None:
+        log = self.local.log_dir
+        env = self.child_env()
+        if not self.external_db:
+            say("starting embedded PostgreSQL + pgvector (data in var/pgdata)")
+            pg = self._spawn(
+                embedded.postgres_child(
+                    data_dir=self.local.pg_data_dir,
+                    socket_dir=self.local.pg_socket_dir,
+                    log_path=log / "postgres.log",
+                    env=env,
+                )
+            )
+            self._ready(
+                "postgres",
+                lambda: embedded.postgres_ready(self.local.pg_socket_dir, self.local.pg_database),
+                60,
+                pg,
+            )
+        if not self.external_redis:
+            say(f"starting embedded Valkey on 127.0.0.1:{self.local.redis_port}")
+            vk = self._spawn(
+                embedded.valkey_child(
+                    port=self.local.redis_port, data_dir=self.local.redis_data_dir, log_path=log / "valkey.log",
+                    env=env,
+                )
+            )  # fmt: skip
+            self._ready("valkey", lambda: embedded.redis_ready(self.local.redis_url), 20, vk)
+        llm = None
+        if not self.external_llm:
+            say(f"starting the local LLM server on 127.0.0.1:{self.local.llm_port} (SmolLM2-135M, from its wheel)")
+            llm = self._spawn(
+                embedded.llm_child(
+                    port=self.local.llm_port, model_alias=env["LLM_MODEL"], log_path=log / "llm.log", env=env,
+                    cwd=BASE_DIR,
+                )
+            )  # fmt: skip
+        say("applying migrations")
+        self.manage("migrate", "--noinput")
+        demo = json.loads(
+            self.manage("demo_load", "--json", "--origin", self.web_url, "--origin",
+                        f"http://localhost:{self.local.web_port}")  # fmt: skip
+        )
+        say(f"demo company {demo['tenant']!r} {'loaded' if demo['created'] else 'already loaded'}")
+        say("starting the Celery worker")
+        self._spawn(
+            Child(
+                "celery",
+                [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--loglevel", "INFO",
+                 "--concurrency", "2", "--hostname", "helpdesk@%h"],
+                log_path=log / "celery.log", env=env, cwd=BASE_DIR, stop_timeout=30,
+            )
+        )  # fmt: skip
+        say(f"starting Daphne on {self.web_url}")
+        web = self._spawn(
+            Child(
+                "daphne",
+                [sys.executable, "-m", "daphne", "-b", self.local.web_host, "-p", str(self.local.web_port),
+                 "--proxy-headers", "helpdesk.asgi:application"],
+                log_path=log / "daphne.log", env=env, cwd=BASE_DIR, stop_timeout=15,
+            )
+        )  # fmt: skip
+        if llm is not None:
+            self._ready("llm", lambda: embedded.http_ready(f"{self.local.llm_base_url}/models"), 180, llm)
+        self._ready("daphne", lambda: embedded.http_ready(f"{self.web_url}/accounts/login/"), 60, web)
+        self.wait_healthy(timeout=180)
+        self.print_welcome(demo)
+
+    def wait_healthy(self, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        body: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                with urllib.request.urlopen(f"{self.web_url}/healthz", timeout=10) as response:  # noqa: S310
+                    body = json.load(response)
+                    say(f"/healthz is green ({time.monotonic() - self.started_at:.1f}s after start)")
+                    return
+            except urllib.error.HTTPError as exc:
+                body = json.load(exc)
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(1)
+        checks = body.get("checks", {})
+        down = [f"{n}: {c['detail']}" for n, c in checks.items() if c.get("status") != "ok"] if isinstance(
+            checks, dict) else []  # fmt: skip
+        raise NotReady("/healthz stayed red: " + ("; ".join(down) or "no answer"))
+
+    def print_welcome(self, demo: dict[str, object]) -> None:
+        logins = demo.get("logins", [])
+        lines = [
+            "",
+            f"Helpdesk is running: {self.web_url}/",
+            f"  staff sign-in   {self.web_url}/accounts/login/",
+            f"  Django admin    {self.web_url}/admin/",
+            f"  health          {self.web_url}/healthz",
+            f"  API schema      {self.web_url}/api/schema/",
+            f"Demo logins (password {demo.get('password')}):",
+        ]
+        if isinstance(logins, list):
+            lines += [f"  {entry['username']:<10} {entry['roles']}" for entry in logins]
+        lines += [f"Logs: {self.local.log_dir}/   Stop with Ctrl-C.", ""]
+        print("\n".join(lines), flush=True)
+
+    def check_children(self) -> None:
+        for child in self.children:
+            code = child.exit_code()
+            if code is not None:
+                raise NotReady(
+                    f"{child.name} exited unexpectedly with code {code}; last lines of {child.log_path}:\n"
+                    f"{child.log_tail()}"
+                )
+
+    def watch(self) -> None:
+        while True:
+            self.check_children()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            if child.exit_code() is None:
+                say(f"stopping {child.name}")
+            child.stop()
+        if self.lock:
+            self.lock.release()
+        say("stopped")
+
+
+def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def run() -> int:
+    try:
+        env = Env()
+        supervisor = Supervisor(env=env, local=local_stack(env))
+    except ConfigError as exc:
+        say(f"error: {exc}")
+        return 2
+    signal.signal(signal.SIGINT, _raise_shutdown)
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    code = 0
+    try:
+        supervisor.preflight()
+        supervisor.start()
+        supervisor.watch()
+    except Shutdown as exc:
+        say(f"received {exc}: stopping every part")
+    except (PreflightError, NotReady, ConfigError) as exc:
+        say(f"error: {exc}")
+        code = 1
+    except subprocess.TimeoutExpired as exc:
+        say(f"error: {' '.join(map(str, exc.cmd))} took longer than {exc.timeout:.0f}s")
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(run())
