@@ -7,6 +7,7 @@ product uses it and starts nothing of its own; when it is unset, the embedded de
 
 from __future__ import annotations
 
+import builtins
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ class Env:
     def __init__(self, environ: os._Environ[str] | dict[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str:
         value = self._environ.get(name)
         if value is None or value == "":
             if default is None:
@@ -31,11 +32,11 @@ class Env:
             return default
         return value
 
-    def optional(self, name: str) -> str | None:
+    def optional(self, name: builtins.str) -> builtins.str | None:
         value = self._environ.get(name)
         return value or None
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self._environ.get(name)
         if value is None or value == "":
             return default
@@ -46,19 +47,21 @@ class Env:
             return False
         raise ConfigError(f"{name}={value!r} is not a boolean: use true or false")
 
-    def int(self, name: str, default: int) -> int:
+    def int(self, name: builtins.str, default: builtins.int) -> builtins.int:
         value = self._environ.get(name)
         if value is None or value == "":
             return default
         try:
-            return int(value)
+            return builtins.int(value)
         except ValueError:
             raise ConfigError(f"{name}={value!r} is not an integer") from None
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list(
+        self, name: builtins.str, default: builtins.list[builtins.str] | None = None
+    ) -> builtins.list[builtins.str]:
         value = self._environ.get(name)
         if value is None or value == "":
-            return list(default or [])
+            return builtins.list(default or [])
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
@@ -110,7 +113,7 @@ def local_stack(e: Env = env) -> LocalStack:
 
 
 def parse_database_url(url: str) -> dict[str, object]:
-    """Turn `postgresql://user:pass@host:port/name?host=/socket/dir&sslmode=...` into Django's DATABASES entry."""
+    """`postgresql://user:pass@host:port/name?host=/socket/dir&sslmode=...` → Django's DATABASES entry."""
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
         raise ConfigError(

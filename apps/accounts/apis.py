@@ -44,7 +44,7 @@ class TenantListApi(APIView):
     def get(self, request: Request) -> Response:
         tenants = list(selectors.tenants_for_user(user=request.user))  # type: ignore[arg-type]
         roles = {t.id: selectors.user_roles(user=request.user, tenant=t) for t in tenants}  # type: ignore[arg-type]
-        return Response(TenantOutput(tenants, many=True, context={"roles": roles}).data)
+        return Response(TenantOutput(tenants, many=True, context={"roles": roles}).data)  # type: ignore[arg-type]
 
 
 class TenantDetailApi(APIView):
@@ -67,10 +67,13 @@ class TenantDetailApi(APIView):
 
 
 class TenantMembersApi(APIView):
-    @extend_schema(responses=MembershipOutput(many=True), summary="People of a company and their roles (admins)")
+    @extend_schema(
+        responses=MembershipOutput(many=True), summary="People of a company and their roles (admins)"
+    )
     def get(self, request: Request, slug: str) -> Response:
         tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
-        return Response(MembershipOutput(selectors.tenant_memberships(tenant=tenant), many=True).data)
+        memberships = selectors.tenant_memberships(tenant=tenant)
+        return Response(MembershipOutput(memberships, many=True).data)  # type: ignore[arg-type]
 
 
 class TenantSecretRotateApi(APIView):

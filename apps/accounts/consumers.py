@@ -37,7 +37,9 @@ class StaffConsumer(BaseConsumer):
             return
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
         try:
-            self.tenant, self.roles = await database_sync_to_async(selectors.access_tenant)(actor=user, slug=slug)
+            self.tenant, self.roles = await database_sync_to_async(selectors.access_tenant)(
+                actor=user, slug=slug
+            )
         except HelpdeskError:
             await self.close(code=WebsocketClose.FORBIDDEN)
             return

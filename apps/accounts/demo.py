@@ -10,7 +10,7 @@ from apps.accounts import services
 from apps.accounts.models import Role, Tenant, User
 
 DEMO_SLUG = "nimbus"
-DEMO_PASSWORD = "helpdesk-demo"  # local demo only; production never runs the demo loader
+DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - local demo only; production never runs the demo loader
 
 DEMO_STAFF = [
     ("nina", "Nina Admin", [Role.ADMIN]),
@@ -44,11 +44,16 @@ def demo_load(*, origins: list[str]) -> DemoResult:
 
     logins = []
     if not User.objects.filter(username="operator").exists():
-        User.objects.create_superuser(username="operator", email="operator@example.com", password=DEMO_PASSWORD)
+        User.objects.create_superuser(
+            username="operator", email="operator@example.com", password=DEMO_PASSWORD
+        )
     logins.append(("operator", "platform operator (Django admin)"))
     for username, full_name, roles in DEMO_STAFF:
         user = User.objects.filter(username=username).first() or services.user_create(
-            username=username, email=f"{username}@nimbus.example", password=DEMO_PASSWORD, first_name=full_name
+            username=username,
+            email=f"{username}@nimbus.example",
+            password=DEMO_PASSWORD,
+            first_name=full_name,
         )
         for role in roles:
             services.membership_grant(tenant=tenant, user=user, role=role)

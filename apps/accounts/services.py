@@ -80,7 +80,7 @@ def allowed_origin_add(*, tenant: Tenant, origin: str) -> AllowedOrigin:
 
 
 def allowed_origin_remove(*, tenant: Tenant, origin: str) -> int:
-    """Returns how many were removed: 0 when the tenant had no such origin (other tenants' are untouchable)."""
+    """How many were removed: 0 when the tenant had no such origin (other tenants' are untouchable)."""
     deleted, _ = AllowedOrigin.objects.for_tenant(tenant).filter(origin=normalize_origin(origin)).delete()
     return deleted
 

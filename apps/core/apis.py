@@ -48,5 +48,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body["message"] = str(exc.detail)
     response.data = body
     if isinstance(exc, drf_exceptions.Throttled):
-        response["Retry-After"] = str(int(exc.wait or 1))
+        response["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
     return response

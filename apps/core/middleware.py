@@ -26,9 +26,7 @@ class HelpdeskErrorMiddleware:
         if _wants_json(request):
             response: HttpResponse = JsonResponse(exception.as_payload(), status=exception.http_status)
         else:
-            response = render(
-                request, "error.html", {"error": exception}, status=exception.http_status
-            )
+            response = render(request, "error.html", {"error": exception}, status=exception.http_status)
         if exception.http_status in (429, 503):
             response["Retry-After"] = str(exception.retry_after or 5)
         return response

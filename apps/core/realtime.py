@@ -19,7 +19,9 @@ class BaseConsumer(AsyncJsonWebsocketConsumer):
     # A pydantic adapter for the consumer's frames, usually a union discriminated on `type`.
     frame_adapter: TypeAdapter[Any]
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         if text_data is None:
             await self.close(code=WebsocketClose.POLICY)  # binary frames are not part of the protocol
             return
@@ -36,7 +38,9 @@ class BaseConsumer(AsyncJsonWebsocketConsumer):
         try:
             frame = self.frame_adapter.validate_python(raw)
         except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in exc.errors()[:3])
+            problem = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'frame'}: {e['msg']}" for e in exc.errors()[:3]
+            )
             await self.send_error(BadRequest(f"Invalid frame: {problem}"), client_msg_id=client_msg_id)
             return
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import httpx
 import openai
 from django.conf import settings
 
@@ -20,7 +19,7 @@ def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=base_url,
         api_key=api_key,
-        timeout=httpx.Timeout(timeout, connect=5.0),
+        timeout=timeout,
         max_retries=0,  # retries are the pipeline's decision, bounded and visible, not the SDK's
     )
 
@@ -34,7 +33,9 @@ def check_llm() -> str:
     try:
         models = [m.id for m in llm_client(timeout=2.5).models.list()]
     except openai.APIConnectionError as exc:
-        raise CheckFailed(f"cannot reach LLM_BASE_URL {settings.LLM_BASE_URL}: {exc.__cause__ or exc}") from exc
+        raise CheckFailed(
+            f"cannot reach LLM_BASE_URL {settings.LLM_BASE_URL}: {exc.__cause__ or exc}"
+        ) from exc
     except openai.APIStatusError as exc:
         raise CheckFailed(f"LLM server answered HTTP {exc.status_code} at {settings.LLM_BASE_URL}") from exc
     if settings.LLM_MODEL not in models:

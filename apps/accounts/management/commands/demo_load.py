@@ -12,7 +12,9 @@ class Command(BaseCommand):
     help = "Load the demo telecom, its staff and customers (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--origin", action="append", default=[], help="allowed widget origin (repeatable)")
+        parser.add_argument(
+            "--origin", action="append", default=[], help="allowed widget origin (repeatable)"
+        )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:

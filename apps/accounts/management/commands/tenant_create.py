@@ -18,12 +18,17 @@ class Command(BaseCommand):
         parser.add_argument("slug", help="short unique name: lowercase letters, digits, hyphens")
         parser.add_argument("--name", required=True, help="the company's display name")
         parser.add_argument(
-            "--origin", action="append", default=[], help="a website origin allowed to embed the widget (repeatable)"
+            "--origin",
+            action="append",
+            default=[],
+            help="a website origin allowed to embed the widget (repeatable)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            tenant = services.tenant_create(slug=options["slug"], name=options["name"], origins=options["origin"])
+            tenant = services.tenant_create(
+                slug=options["slug"], name=options["name"], origins=options["origin"]
+            )
         except HelpdeskError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(

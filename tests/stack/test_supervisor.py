@@ -1,0 +1,295 @@
+"""`make run`'s supervisor: the whole stack comes up green, stops with no process left, and reuses its data;
+misconfigurations end in one line that names the cause and the fix."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helpdesk.stack.embedded import free_port
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+HARNESS_VARS = ("DATABASE_URL", "REDIS_URL", "LLM_BASE_URL", "EMBEDDINGS_BASE_URL", "DJANGO_SETTINGS_MODULE")
+
+
+@pytest.fixture
+def var_dir():
+    path = Path(tempfile.mkdtemp(prefix="hds-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def stack_env(var_dir: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in HARNESS_VARS}
+    env.update(
+        HELPDESK_VAR_DIR=str(var_dir),
+        HELPDESK_PORT=str(free_port()),
+        HELPDESK_REDIS_PORT=str(free_port()),
+        HELPDESK_LLM_PORT=str(free_port()),
+    )
+    env.update(overrides)
+    return env
+
+
+class Stack:
+    """`python -m helpdesk.stack` (what `make run` runs), with its output read line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "helpdesk.stack"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"stack exited before {needle!r}:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if needle in line:
+                return
+        raise AssertionError(f"no {needle!r} within {timeout}s:\n" + "\n".join(self.lines))
+
+    def finish(self, timeout: float = 90) -> int:
+        code = self.proc.wait(timeout=timeout)
+        while True:
+            try:
+                line = self._queue.get(timeout=2)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HELPDESK_PORT']}"
+
+
+def run_to_failure(env: dict[str, str]) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "helpdesk.stack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def the_error(output: str) -> str:
+    errors = [line for line in output.splitlines() if line.startswith("[stack] error:")]
+    assert len(errors) == 1, output
+    assert "Traceback" not in output, output
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_stack_comes_up_green_stops_cleanly_and_reuses_its_data(var_dir):
+    env = stack_env(var_dir)
+    stack = Stack(env)
+    try:
+        stack.wait_for("/healthz is green", timeout=300)
+        stack.wait_for("Stop with Ctrl-C", timeout=10)
+        with urllib.request.urlopen(f"{stack.web_url}/healthz", timeout=10) as response:
+            assert response.status == 200
+            body = json.load(response)
+        assert {name: c["status"] for name, c in body["checks"].items()} == {
+            "database": "ok",
+            "pgvector": "ok",
+            "redis": "ok",
+            "celery": "ok",
+            "llm": "ok",
+            "embeddings": "ok",
+        }
+        assert body["checks"]["llm"]["detail"] == "smollm2-135m-instruct"
+        descendants = psutil.Process(stack.proc.pid).children(recursive=True)
+        commands = " ".join(" ".join(p.cmdline()) for p in descendants)
+        for part in ("pginstall/bin/postgres", "valkey-server", "llama_cpp.server", "celery", "daphne"):
+            assert part in commands, part
+        assert (var_dir / "run" / "stack.json").exists()
+        assert "demo company 'nimbus' loaded" in stack.output
+        assert "nina       Admin" in stack.output
+    finally:
+        stack.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert stack.finish() == 0, stack.output
+    assert "received SIGINT: stopping every part" in stack.output
+    assert stack.output.rstrip().endswith("[stack] stopped")
+    time.sleep(0.5)
+    left = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == [], [p.cmdline() for p in left]
+    assert not (var_dir / "run" / "stack.json").exists()
+
+    # A second run reuses the data: the demo company is found, not created again.
+    second = Stack({**env, "HELPDESK_PORT": str(free_port())})
+    try:
+        second.wait_for("/healthz is green", timeout=300)
+    finally:
+        second.proc.send_signal(signal.SIGTERM)
+    assert second.finish() == 0, second.output
+    assert "demo company 'nimbus' already loaded" in second.output
+
+
+def test_port_taken_is_one_line_with_the_fix(var_dir):
+    env = stack_env(var_dir)
+    with FakeOpenAI() as holder_llm:
+        env["LLM_BASE_URL"] = holder_llm.base_url
+        blocker = __import__("socket").socket()
+        blocker.bind(("127.0.0.1", int(env["HELPDESK_PORT"])))
+        blocker.listen()
+        try:
+            code, output = run_to_failure(env)
+        finally:
+            blocker.close()
+    assert code == 1
+    error = the_error(output)
+    assert f"port {env['HELPDESK_PORT']} (web server) is already in use by" in error
+    assert "set HELPDESK_PORT to a free port" in error
+    assert not (var_dir / "pgdata").exists()  # nothing was started
+
+
+def test_unreachable_llm_base_url(var_dir):
+    dead = free_port()
+    code, output = run_to_failure(stack_env(var_dir, LLM_BASE_URL=f"http://127.0.0.1:{dead}/v1"))
+    assert code == 1
+    error = the_error(output)
+    assert error.startswith(f"[stack] error: LLM_BASE_URL http://127.0.0.1:{dead}/v1 is unreachable (")
+    assert error.endswith("start that server, or unset LLM_BASE_URL to use the embedded one")
+
+
+def test_database_url_without_pgvector(var_dir):
+    system_pg = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        import psycopg
+
+        with psycopg.connect(system_pg, connect_timeout=2) as conn:
+            has_vector = conn.execute(
+                "SELECT count(*) FROM pg_available_extensions WHERE name='vector'"
+            ).fetchone()
+    except Exception:
+        pytest.skip("needs a PostgreSQL without pgvector on 127.0.0.1:5432 (the machine's system PostgreSQL)")
+    if has_vector and has_vector[0]:
+        pytest.skip("the PostgreSQL on 127.0.0.1:5432 has pgvector")
+    with FakeOpenAI() as llm:
+        env = stack_env(
+            var_dir, DATABASE_URL=system_pg, REDIS_URL=os.environ["REDIS_URL"], LLM_BASE_URL=llm.base_url
+        )
+        code, output = run_to_failure(env)
+    assert code == 1
+    assert the_error(output) == (
+        "[stack] error: DATABASE_URL points at a PostgreSQL without the pgvector extension: install "
+        "pgvector on that server (package postgresql-NN-pgvector), or unset DATABASE_URL to use the "
+        "embedded PostgreSQL"
+    )
+
+
+def test_unreachable_database_url(var_dir):
+    dead = free_port()
+    with FakeOpenAI() as llm:
+        env = stack_env(
+            var_dir,
+            DATABASE_URL=f"postgresql://postgres@127.0.0.1:{dead}/helpdesk",
+            REDIS_URL=os.environ["REDIS_URL"],
+            LLM_BASE_URL=llm.base_url,
+        )
+        code, output = run_to_failure(env)
+    assert code == 1
+    error = the_error(output)
+    assert error.startswith("[stack] error: DATABASE_URL: cannot connect (")
+    assert error.endswith("check the URL, or unset it to use the embedded PostgreSQL")
+
+
+def test_a_second_supervisor_is_refused(var_dir):
+    run_dir = var_dir / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "stack.json").write_text(json.dumps({"supervisor": 4242, "children": {}}))
+    with (run_dir / "stack.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, output = run_to_failure(stack_env(var_dir))
+    assert code == 1
+    assert the_error(output) == (
+        f"[stack] error: another `make run` is already running (pid 4242) on {var_dir}: "
+        "stop it first (Ctrl-C in its terminal, or kill 4242)"
+    )
+    assert (run_dir / "stack.json").exists()  # the live run's state is left alone
+
+
+def test_stale_state_of_a_killed_run_is_cleaned_up(var_dir):
+    leftover = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        run_dir = var_dir / "run"
+        run_dir.mkdir(parents=True)
+        started = psutil.Process(leftover.pid).create_time()
+        (run_dir / "stack.json").write_text(
+            json.dumps(
+                {"supervisor": 999999, "children": {"valkey": {"pid": leftover.pid, "started": started}}}
+            )
+        )
+        (run_dir / "stack.lock").touch()  # no process holds the lock: its supervisor is gone
+        dead = free_port()
+        code, output = run_to_failure(stack_env(var_dir, LLM_BASE_URL=f"http://127.0.0.1:{dead}/v1"))
+        assert leftover.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+    assert (
+        f"[stack] stopped valkey (pid {leftover.pid}) left running by a previous run that was killed"
+        in output
+    )
+    assert "[stack] removed the stale state file of a previous run that did not stop cleanly" in output
+    assert code == 1  # then it went on, and stopped at the next problem: the unreachable LLM
+    assert "LLM_BASE_URL" in the_error(output)
+
+
+def test_a_recorded_pid_now_owned_by_another_process_is_left_alone(var_dir):
+    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        run_dir = var_dir / "run"
+        run_dir.mkdir(parents=True)
+        (run_dir / "stack.json").write_text(
+            json.dumps({"supervisor": 1, "children": {"valkey": {"pid": bystander.pid, "started": 12.0}}})
+        )
+        dead = free_port()
+        run_to_failure(stack_env(var_dir, LLM_BASE_URL=f"http://127.0.0.1:{dead}/v1"))
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
