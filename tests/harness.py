@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.stack import embedded
-from helpdesk.stack.procs import Child
+# Before anything imports `helpdesk`: its Celery module defaults the settings to `local`, and an
+# environment variable outranks pytest-django's ini option.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.test")
+
+from helpdesk.stack import embedded  # noqa: E402
+from helpdesk.stack.procs import Child  # noqa: E402
 
 _children: list[Child] = []
 _tmp: Path | None = None

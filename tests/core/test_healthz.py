@@ -131,3 +131,9 @@ def test_embeddings_report_loading_until_the_model_is_in_memory(client, celery_w
     fresh.embed(["wait for the load"])
     body = client.get("/healthz").json()
     assert body["checks"]["embeddings"]["status"] == "ok"
+
+
+def test_the_suite_runs_on_test_settings(settings):
+    # Importing `helpdesk` defaults DJANGO_SETTINGS_MODULE to local; the harness must win that race.
+    assert settings.SETTINGS_MODULE == "helpdesk.settings.test"
+    assert settings.PASSWORD_HASHERS == ["django.contrib.auth.hashers.MD5PasswordHasher"]
