@@ -17,8 +17,8 @@ import pytest
 # environment variable outranks pytest-django's ini option.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.test")
 
-from helpdesk.stack import embedded  # noqa: E402
-from helpdesk.stack.procs import Child  # noqa: E402
+from helpdesk.stack import embedded
+from helpdesk.stack.procs import Child
 
 _children: list[Child] = []
 _tmp: Path | None = None

@@ -66,7 +66,8 @@ def test_admin_manages_origins_and_cannot_see_another_company(asgi_server, page,
     ]
 
     response = page.goto(f"{asgi_server}/staff/bravo/settings/")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text("That doesn't exist, or you can't see it.")
     expect(page.get_by_text(bravo.widget_key)).to_have_count(0)
     assert list(AllowedOrigin.objects.for_tenant(bravo).values_list("origin", flat=True)) == [
