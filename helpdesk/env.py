@@ -56,6 +56,15 @@ class Env:
         except ValueError:
             raise ConfigError(f"{name}={value!r} is not an integer") from None
 
+    def float(self, name: builtins.str, default: builtins.float) -> builtins.float:
+        value = self._environ.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            return builtins.float(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a number") from None
+
     def list(
         self, name: builtins.str, default: builtins.list[builtins.str] | None = None
     ) -> builtins.list[builtins.str]:
@@ -135,3 +144,17 @@ def parse_database_url(url: str) -> dict[str, object]:
         "PORT": str(parts.port or ""),
         "OPTIONS": options,
     }
+
+
+def redis_server_url(url: str) -> str:
+    """`redis://:pw@host:6379/5?x=y` → `redis://:pw@host:6379`: the server, without a database index."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+        raise ConfigError(
+            f"REDIS_URL must look like redis://[:password@]host:port (got scheme {parts.scheme!r})"
+        )
+    if parts.query:
+        raise ConfigError(
+            "REDIS_URL must not carry query parameters: give only redis://[:password@]host:port"
+        )
+    return f"{parts.scheme}://{parts.netloc}"

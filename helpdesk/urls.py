@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+handler404 = "apps.core.middleware.page_not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/staff/", permanent=False)),
     path("", include("apps.core.urls")),

@@ -1,13 +1,43 @@
 """Django admin for platform operators (superusers). Tenant staff use the staff pages and the API."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from apps.accounts import services
 from apps.accounts.models import AllowedOrigin, Contact, Membership, Tenant, User
+from apps.core.errors import HelpdeskError
+
+
+class AllowedOriginForm(forms.ModelForm[AllowedOrigin]):
+    """The admin applies the same normalisation as every other path that stores an origin."""
+
+    class Meta:
+        model = AllowedOrigin
+        fields = ["origin"]
+
+    def clean_origin(self) -> str:
+        try:
+            return services.normalize_origin(self.cleaned_data["origin"])
+        except HelpdeskError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+class TenantForm(forms.ModelForm[Tenant]):
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "is_active"]
+
+    def clean_slug(self) -> str:
+        try:
+            return services.validate_slug(self.cleaned_data["slug"])
+        except HelpdeskError as exc:
+            raise forms.ValidationError(exc.message) from exc
 
 
 class AllowedOriginInline(admin.TabularInline[AllowedOrigin, Tenant]):
     model = AllowedOrigin
+    form = AllowedOriginForm
     extra = 1
     fields = ["origin"]
 
@@ -21,6 +51,7 @@ class MembershipInline(admin.TabularInline[Membership, Tenant]):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin[Tenant]):
+    form = TenantForm
     list_display = ["name", "slug", "widget_key", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "slug", "widget_key"]

@@ -33,7 +33,7 @@ class StaffConsumer(BaseConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=WebsocketClose.UNAUTHENTICATED)
+            await self.reject(WebsocketClose.UNAUTHENTICATED)
             return
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
         try:
@@ -41,7 +41,7 @@ class StaffConsumer(BaseConsumer):
                 actor=user, slug=slug
             )
         except HelpdeskError:
-            await self.close(code=WebsocketClose.FORBIDDEN)
+            await self.reject(WebsocketClose.FORBIDDEN)
             return
         self.group = staff_group(self.tenant)
         await self.channel_layer.group_add(self.group, self.channel_name)

@@ -32,7 +32,7 @@ def normalize_origin(raw: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
 
 
-def _validate_slug(slug: str) -> str:
+def validate_slug(slug: str) -> str:
     if not _SLUG_RE.match(slug):
         raise BadRequest(
             f"{slug!r} is not a valid slug: 1-50 lowercase letters, digits and hyphens, "
@@ -43,7 +43,7 @@ def _validate_slug(slug: str) -> str:
 
 @transaction.atomic
 def tenant_create(*, slug: str, name: str, origins: list[str] | None = None) -> Tenant:
-    _validate_slug(slug)
+    validate_slug(slug)
     if not name.strip():
         raise BadRequest("A company needs a name.")
     normalized = sorted({normalize_origin(o) for o in origins or []})

@@ -47,6 +47,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         body["message"] = str(exc.detail)
     response.data = body
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        # Session authentication sends no challenge, so DRF would say 403; the contract says 401.
+        response.status_code = 401
     if isinstance(exc, drf_exceptions.Throttled):
         response["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
     return response

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.contrib.auth.views import redirect_to_login
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from apps.core.errors import HelpdeskError, Unauthorized
+from apps.core.errors import HelpdeskError, NotFound, TemporarilyUnavailable, Unauthorized
+
+logger = logging.getLogger(__name__)
 
 
 class HelpdeskErrorMiddleware:
@@ -19,6 +23,9 @@ class HelpdeskErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, OperationalError | InterfaceError):
+            logger.warning("database unavailable on %s: %s", request.path, exception.__class__.__name__)
+            exception = TemporarilyUnavailable()
         if not isinstance(exception, HelpdeskError):
             return None
         if isinstance(exception, Unauthorized) and not _wants_json(request):
@@ -34,3 +41,11 @@ class HelpdeskErrorMiddleware:
 
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: the same `not_found` error as everywhere else, JSON under /api/."""
+    error = NotFound()
+    if _wants_json(request):
+        return JsonResponse(error.as_payload(), status=404)
+    return render(request, "error.html", {"error": error}, status=404)

@@ -48,6 +48,15 @@ class BaseConsumer(AsyncJsonWebsocketConsumer):
         except HelpdeskError as exc:
             await self.send_error(exc, client_msg_id=client_msg_id)
 
+    async def reject(self, code: int) -> None:
+        """Refuses a connection with a close code the client can read (CONTRACTS §1).
+
+        Closing before accepting makes Daphne answer the handshake with HTTP 403, which a browser only sees
+        as a failed connection (1006); accepting first lets 4401/4403 reach it.
+        """
+        await self.accept()
+        await self.close(code=code)
+
     async def handle(self, frame: Any) -> None:
         raise NotImplementedError
 

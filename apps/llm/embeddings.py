@@ -87,7 +87,9 @@ def check_embeddings() -> str:
     current = embedder()
     if isinstance(current, LocalEmbedder) and not current.loaded:
         current.warm_up()
-        raise CheckFailed(f"loading the in-process model {current.model} (takes a few seconds once per process)")
+        raise CheckFailed(
+            f"loading the in-process model {current.model} (takes a few seconds once per process)"
+        )
     try:
         [vector] = current.embed(["health check"])
     except openai.APIConnectionError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_stubs_ext
 
-from helpdesk.env import BASE_DIR, env, local_stack, parse_database_url
+from helpdesk.env import BASE_DIR, env, local_stack, parse_database_url, redis_server_url
 
 # Lets admin and queryset classes be subscripted at run time, as the type stubs want.
 django_stubs_ext.monkeypatch()
@@ -71,8 +71,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.optional("REDIS_URL") or LOCAL.redis_url
-REDIS_URL = REDIS_URL.rstrip("/")
+# Each user of Redis appends its own database index, so any index in the configured URL is dropped.
+REDIS_URL = redis_server_url(env.optional("REDIS_URL") or LOCAL.redis_url)
 
 # The channel layer, Celery's broker and its results use separate database indexes of one server.
 CHANNEL_LAYERS = {
@@ -108,7 +108,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 LLM_BASE_URL = env.optional("LLM_BASE_URL") or LOCAL.llm_base_url
 LLM_MODEL = env.str("LLM_MODEL", "smollm2-135m-instruct")
 LLM_API_KEY = env.str("LLM_API_KEY", "local-no-key")
-LLM_TIMEOUT_SECONDS = float(env.int("LLM_TIMEOUT_SECONDS", 60))
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", 60.0)
 
 # Embeddings: an OpenAI-compatible /v1/embeddings endpoint when set, otherwise in-process.
 EMBEDDINGS_BASE_URL = env.optional("EMBEDDINGS_BASE_URL")

@@ -1,7 +1,8 @@
 """`make run`: start every part in order, wait until each is ready, watch them, and stop them all together.
 
-Each of DATABASE_URL, REDIS_URL, LLM_BASE_URL and EMBEDDINGS_BASE_URL replaces the matching embedded part,
-which is then not started. Every failure is one line that names the part, the cause and the fix.
+Each of DATABASE_URL, REDIS_URL and LLM_BASE_URL replaces the matching embedded server, which is then not
+started; EMBEDDINGS_BASE_URL switches embeddings from in-process to that server (checked before start).
+Every failure is one line that names the part, the cause and the fix.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class Supervisor:
         log = self.local.log_dir
         env = self.child_env()
         if not self.external_db:
-            say("starting embedded PostgreSQL + pgvector (data in var/pgdata)")
+            say(f"starting embedded PostgreSQL + pgvector (data in {self.local.pg_data_dir})")
             pg = self._spawn(
                 embedded.postgres_child(
                     data_dir=self.local.pg_data_dir,

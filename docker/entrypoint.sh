@@ -1,0 +1,47 @@
+#!/bin/sh
+# Entrypoint of the production image.
+#
+#   web [daphne options]     apply migrations, then serve HTTP and websockets on 0.0.0.0:8000 (Daphne)
+#   worker [celery options]  run a Celery worker (CELERY_CONCURRENCY processes, default 2)
+#   anything else            run it as given (a shell, `python manage.py createsuperuser`, `daphne ...`)
+#   (no command)             the same as `web`
+#
+# Each server is started with `exec`, so it replaces this shell and receives the container's stop signal
+# itself: Daphne closes its connections, Celery finishes the tasks it is running (warm shutdown).
+set -eu
+
+if [ "$#" -eq 0 ]; then
+    set -- web
+fi
+
+case "$1" in
+    web)
+        shift
+        # Migrating on start keeps schema and code in step without a separate deploy step. Django takes
+        # no lock for it: when several web containers start at once, run `migrate` once as its own step
+        # (this image with the command `python manage.py migrate --noinput`) before starting them.
+        echo "[entrypoint] applying migrations" >&2
+        python /app/manage.py migrate --noinput
+        echo "[entrypoint] starting Daphne on 0.0.0.0:8000" >&2
+        exec daphne -b 0.0.0.0 -p 8000 --proxy-headers "$@" helpdesk.asgi:application
+        ;;
+    worker)
+        shift
+        concurrency="${CELERY_CONCURRENCY:-2}"
+        case "$concurrency" in
+            '' | *[!0-9]* | 0)
+                echo "[entrypoint] CELERY_CONCURRENCY=$concurrency is not a positive whole number" >&2
+                exit 2
+                ;;
+        esac
+        echo "[entrypoint] starting the Celery worker with $concurrency processes" >&2
+        exec celery -A helpdesk worker \
+            --loglevel "${LOG_LEVEL:-INFO}" \
+            --concurrency "$concurrency" \
+            --hostname "helpdesk@%h" \
+            "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
