@@ -78,7 +78,14 @@ REDIS_URL = redis_server_url(env.optional("REDIS_URL") or LOCAL.redis_url)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [f"{REDIS_URL}/0"], "prefix": "helpdesk:ws", "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            # The layer polls with a 5 s blocking read: the socket timeout must stay well above it, or an
+            # idle websocket dies with a TimeoutError (redis-py's default is 5 s).
+            "hosts": [{"address": f"{REDIS_URL}/0", "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "prefix": "helpdesk:ws",
+            "capacity": 1000,
+            "expiry": 30,
+        },
     }
 }
 CACHES = {

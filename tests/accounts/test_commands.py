@@ -1,0 +1,205 @@
+"""The operator's commands: onboarding a tenant and loading the demo company."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.accounts.demo import DEMO_PASSWORD
+from apps.accounts.models import AllowedOrigin, Contact, Membership, Tenant, User
+
+pytestmark = pytest.mark.django_db
+
+
+def _run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "tenants": Tenant.objects.count(),
+        "users": User.objects.count(),
+        "memberships": Membership.objects.count(),
+        "contacts": Contact.objects.count(),
+        "origins": AllowedOrigin.objects.count(),
+    }
+
+
+# --- tenant_create -------------------------------------------------------------------------------------
+
+
+def test_tenant_create_prints_the_credentials_as_json() -> None:
+    data = json.loads(_run("tenant_create", "acme", "--name", "Acme", "--origin", "https://Acme.example/"))
+
+    tenant = Tenant.objects.get(slug="acme")
+    assert data == {
+        "id": str(tenant.id),
+        "slug": "acme",
+        "name": "Acme",
+        "widget_key": tenant.widget_key,
+        "identity_secret": tenant.identity_secret,
+        "allowed_origins": ["https://acme.example"],
+    }
+    assert data["widget_key"].startswith("wk_")
+    assert data["identity_secret"].startswith("ids_")
+    assert list(AllowedOrigin.objects.for_tenant(tenant).values_list("origin", flat=True)) == [
+        "https://acme.example"
+    ]
+    assert _counts() == {"tenants": 1, "users": 0, "memberships": 0, "contacts": 0, "origins": 1}
+
+
+def test_tenant_create_with_several_origins_and_none() -> None:
+    data = json.loads(
+        _run(
+            "tenant_create",
+            "acme",
+            "--name",
+            "Acme",
+            "--origin",
+            "https://shop.acme.example:443",
+            "--origin",
+            "http://localhost:3000/",
+            "--origin",
+            "https://SHOP.acme.example",
+        )
+    )
+    assert data["allowed_origins"] == ["http://localhost:3000", "https://shop.acme.example"]
+
+    bare = json.loads(_run("tenant_create", "bare", "--name", "Bare"))
+    assert bare["allowed_origins"] == []
+
+
+def test_tenant_create_duplicate_slug_fails_clearly_and_creates_nothing() -> None:
+    first = json.loads(_run("tenant_create", "acme", "--name", "Acme", "--origin", "https://acme.example"))
+    before = (_counts(), Tenant.objects.values().get(slug="acme"))
+
+    with pytest.raises(CommandError) as caught:
+        _run("tenant_create", "acme", "--name", "Acme Again", "--origin", "https://other.example")
+
+    assert str(caught.value) == "A company with the slug 'acme' already exists."
+    assert (_counts(), Tenant.objects.values().get(slug="acme")) == before
+    assert Tenant.objects.get(slug="acme").identity_secret == first["identity_secret"]
+    assert list(AllowedOrigin.objects.values_list("origin", flat=True)) == ["https://acme.example"]
+
+
+@pytest.mark.parametrize("slug", ["Acme", "acme-", "acmé", "acme_co", "ac me", "a" * 51])
+def test_tenant_create_invalid_slug_fails_clearly_and_creates_nothing(slug: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        _run("tenant_create", slug, "--name", "Acme", "--origin", "https://acme.example")
+
+    assert str(caught.value) == (
+        f"{slug!r} is not a valid slug: 1-50 lowercase letters, digits and hyphens, "
+        "not starting or ending with a hyphen"
+    )
+    assert _counts() == {"tenants": 0, "users": 0, "memberships": 0, "contacts": 0, "origins": 0}
+
+
+def test_tenant_create_invalid_origin_fails_clearly_and_creates_nothing() -> None:
+    with pytest.raises(CommandError) as caught:
+        _run("tenant_create", "acme", "--name", "Acme", "--origin", "https://acme.example/shop")
+
+    assert str(caught.value) == (
+        "'https://acme.example/shop' is not an origin: give only scheme://host[:port], without a path"
+    )
+    assert _counts()["tenants"] == 0
+
+
+def test_tenant_create_blank_name_fails_clearly_and_creates_nothing() -> None:
+    with pytest.raises(CommandError) as caught:
+        _run("tenant_create", "acme", "--name", "   ")
+
+    assert str(caught.value) == "A company needs a name."
+    assert _counts()["tenants"] == 0
+
+
+def test_tenant_create_requires_a_name() -> None:
+    with pytest.raises(CommandError) as caught:
+        _run("tenant_create", "acme")
+
+    assert str(caught.value) == "Error: the following arguments are required: --name"
+    assert _counts()["tenants"] == 0
+
+
+# --- demo_load -----------------------------------------------------------------------------------------
+
+
+def test_demo_load_twice_is_idempotent() -> None:
+    first = json.loads(_run("demo_load", "--json", "--origin", "http://127.0.0.1:8000"))
+    after_first = _counts()
+    tenant = Tenant.objects.get(slug="nimbus")
+    secret = tenant.identity_secret
+
+    second = json.loads(_run("demo_load", "--json", "--origin", "http://127.0.0.1:8000"))
+
+    assert after_first == {"tenants": 1, "users": 5, "memberships": 4, "contacts": 3, "origins": 1}
+    assert _counts() == after_first
+    assert first["created"] is True
+    assert second["created"] is False
+    logins = [
+        {"username": "operator", "roles": "platform operator (Django admin)"},
+        {"username": "nina", "roles": "Admin"},
+        {"username": "alice", "roles": "Agent"},
+        {"username": "bob", "roles": "Agent"},
+        {"username": "erin", "roles": "Knowledge editor"},
+    ]
+    for result in (first, second):
+        assert result == {
+            "tenant": "nimbus",
+            "created": result["created"],
+            "widget_key": tenant.widget_key,
+            "password": DEMO_PASSWORD,
+            "logins": logins,
+        }
+    tenant.refresh_from_db()
+    assert tenant.identity_secret == secret
+    assert list(AllowedOrigin.objects.for_tenant(tenant).values_list("origin", flat=True)) == [
+        "http://127.0.0.1:8000"
+    ]
+    assert sorted(Membership.objects.values_list("user__username", "role")) == [
+        ("alice", "agent"),
+        ("bob", "agent"),
+        ("erin", "editor"),
+        ("nina", "admin"),
+    ]
+    assert list(Contact.objects.values_list("external_id", flat=True)) == [
+        "cust-1001",
+        "cust-1002",
+        "cust-1003",
+    ]
+    assert User.objects.get(username="operator").is_superuser is True
+    assert User.objects.get(username="nina").is_superuser is False
+
+
+def test_demo_load_plain_output_says_what_happened() -> None:
+    first = _run("demo_load")
+    second = _run("demo_load")
+
+    assert first.splitlines()[0] == "Loaded demo company Nimbus Telecom (nimbus)"
+    assert second.splitlines()[0] == "Already loaded: demo company Nimbus Telecom (nimbus)"
+    assert first.splitlines()[1:] == second.splitlines()[1:]
+    assert [line.split()[0] for line in first.splitlines()[1:]] == [
+        "operator",
+        "nina",
+        "alice",
+        "bob",
+        "erin",
+    ]
+    assert _counts() == {"tenants": 1, "users": 5, "memberships": 4, "contacts": 3, "origins": 0}
+
+
+def test_demo_load_again_with_a_new_origin_only_adds_it() -> None:
+    _run("demo_load", "--origin", "http://127.0.0.1:8000")
+    before = _counts()
+
+    _run("demo_load", "--origin", "http://localhost:8000", "--origin", "http://127.0.0.1:8000/")
+
+    assert _counts() == {**before, "origins": 2}
+    assert list(AllowedOrigin.objects.values_list("origin", flat=True)) == [
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+    ]
