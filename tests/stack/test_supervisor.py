@@ -159,14 +159,37 @@ def test_stack_comes_up_green_stops_cleanly_and_reuses_its_data(var_dir):
     assert left == [], [p.cmdline() for p in left]
     assert not (var_dir / "run" / "stack.json").exists()
 
-    # A second run reuses the data: the demo company is found, not created again.
-    second = Stack({**env, "HELPDESK_PORT": str(free_port())})
+    # A second run with an external Redis starts no Valkey of its own; then it is killed outright.
+    external = Stack({**env, "HELPDESK_PORT": str(free_port()), "REDIS_URL": os.environ["REDIS_URL"]})
     try:
-        second.wait_for("/healthz is green", timeout=300)
+        external.wait_for("/healthz is green", timeout=300)
+        killed = psutil.Process(external.proc.pid).children(recursive=True)
+        commands = " ".join(" ".join(p.cmdline()) for p in killed)
+        assert "valkey-server" not in commands
+        assert "pginstall/bin/postgres" in commands
+        assert "starting embedded Valkey" not in external.output
     finally:
-        second.proc.send_signal(signal.SIGTERM)
-    assert second.finish() == 0, second.output
-    assert "demo company 'nimbus' already loaded" in second.output
+        external.proc.send_signal(signal.SIGKILL)
+    external.finish()
+    # Its children notice their parent died (PDEATHSIG) and stop by themselves.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+        p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in killed
+    ):
+        time.sleep(0.5)
+    left = [p.cmdline() for p in killed if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
+    assert (var_dir / "run" / "stack.json").exists()  # the killed run could not clean up after itself
+
+    # A third run recovers from the killed one and reuses the data: the demo company is found, not created.
+    third = Stack({**env, "HELPDESK_PORT": str(free_port())})
+    try:
+        third.wait_for("/healthz is green", timeout=300)
+    finally:
+        third.proc.send_signal(signal.SIGTERM)
+    assert third.finish() == 0, third.output
+    assert "removed the stale state file of a previous run that did not stop cleanly" in third.output
+    assert "demo company 'nimbus' already loaded" in third.output
 
 
 def test_port_taken_is_one_line_with_the_fix(var_dir):
