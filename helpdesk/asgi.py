@@ -15,11 +15,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from apps.guardrails.pii import pii_warm_up  # noqa: E402
 from apps.llm.embeddings import warm_up as warm_up_embeddings  # noqa: E402
 from helpdesk.routing import websocket_urlpatterns  # noqa: E402
 
-# Web processes embed every retrieval query: load the model now, in the background, not on first use.
+# Web processes embed and redact every customer message: load both models now, in the background.
 warm_up_embeddings()
+pii_warm_up()
 
 http_app = ASGIStaticFilesHandler(django_http) if settings.SERVE_STATIC else django_http
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/staff/", permanent=False)),
     path("", include("apps.core.urls")),
     path("", include("apps.accounts.urls")),
+    path("", include("apps.knowledge.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]

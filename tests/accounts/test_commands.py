@@ -8,8 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.accounts.demo import DEMO_PASSWORD
 from apps.accounts.models import AllowedOrigin, Contact, Membership, Tenant, User
+from apps.demo.services import DEMO_PASSWORD, DEMO_POLICIES
+from apps.knowledge.models import Document
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +155,14 @@ def test_demo_load_twice_is_idempotent() -> None:
             "widget_key": tenant.widget_key,
             "password": DEMO_PASSWORD,
             "logins": logins,
+            "documents_published": result["documents_published"],
         }
+    policies = sorted(DEMO_POLICIES.glob("*.md"))
+    assert first["documents_published"] == len(policies)
+    assert second["documents_published"] == 0
+    assert Document.objects.for_tenant(tenant).filter(published_version__isnull=False).count() == len(
+        policies
+    )
     tenant.refresh_from_db()
     assert tenant.identity_secret == secret
     assert list(AllowedOrigin.objects.for_tenant(tenant).values_list("origin", flat=True)) == [

@@ -8,8 +8,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from apps.accounts import services
-from apps.accounts.demo import DEMO_PASSWORD, demo_load
 from apps.accounts.models import Contact, Membership, Role, Tenant, User
+from apps.demo.services import DEMO_PASSWORD, demo_load
 
 pytestmark = pytest.mark.django_db
 

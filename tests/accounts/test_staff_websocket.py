@@ -17,9 +17,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from apps.accounts.consumers import staff_group
 from apps.accounts.models import User
-from apps.core.realtime import MAX_FRAME_BYTES
+from apps.core.realtime import MAX_FRAME_BYTES, staff_group
 from helpdesk.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -322,7 +321,7 @@ def test_staff_events_reach_only_their_own_tenant(tenant_a, tenant_b) -> None:
         assert layer is not None
 
         await layer.group_send(
-            staff_group(tenant_b.tenant), {"type": "staff.event", "payload": {"type": "inbox", "n": 1}}
+            staff_group(tenant_b.tenant.id), {"type": "staff.event", "payload": {"type": "inbox", "n": 1}}
         )
 
         assert await b_socket.receive_json_from(timeout=TIMEOUT) == {"type": "inbox", "n": 1}

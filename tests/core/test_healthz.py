@@ -8,7 +8,7 @@ from celery.contrib.testing.worker import start_worker
 from helpdesk.celery import app as celery_app
 from tests.fakes.openai_server import FakeOpenAI
 
-PARTS = ["database", "pgvector", "redis", "celery", "llm", "embeddings"]
+PARTS = ["database", "pgvector", "redis", "celery", "llm", "embeddings", "pii"]
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,9 @@ def _embedder_loaded():
     from apps.llm.embeddings import embedder
 
     embedder().embed(["warm up"])
+    from apps.guardrails.pii import pii_scan
+
+    pii_scan("warm up")
 
 
 @pytest.fixture

@@ -1,13 +1,20 @@
-"""The demo company `make run` loads: a telecom with staff and customers. Loading it twice changes nothing."""
+"""The demo company `make run` loads: a telecom with staff, customers and a published knowledge base of its
+policies (data/policies). Loading it twice changes nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import transaction
 
 from apps.accounts import services
 from apps.accounts.models import Role, Tenant, User
+from apps.knowledge import ingestion
+from apps.knowledge import services as knowledge
+from apps.knowledge.models import Document, VersionStatus
+
+DEMO_POLICIES = Path(__file__).resolve().parent / "data" / "policies"
 
 DEMO_SLUG = "nimbus"
 DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - local demo only; production never runs the demo loader
@@ -30,10 +37,40 @@ class DemoResult:
     tenant: Tenant
     created: bool
     logins: list[tuple[str, str]]  # (username, roles)
+    documents_published: int
+
+
+def demo_load(*, origins: list[str]) -> DemoResult:
+    result = _demo_people_load(origins=origins)
+    published = demo_knowledge_load(tenant=result.tenant)
+    return DemoResult(
+        tenant=result.tenant, created=result.created, logins=result.logins, documents_published=published
+    )
+
+
+def demo_knowledge_load(*, tenant: Tenant) -> int:
+    """Ingests (in this process, so the demo answers from the first minute) and publishes the demo policies,
+    unless the company already has documents. Returns how many were published."""
+    if Document.objects.for_tenant(tenant).exists():
+        return 0
+    published = 0
+    for path in sorted(DEMO_POLICIES.glob("*.md")):
+        data = path.read_bytes()
+        first_line = data.decode("utf-8").lstrip().splitlines()[0]
+        title = first_line.lstrip("# ").strip() if first_line.startswith("#") else path.stem
+        version = knowledge.document_upload(
+            tenant=tenant, actor=None, upload=knowledge.Upload(filename=path.name, data=data), title=title
+        )
+        # The queued Celery task finds the version already ingested and does nothing.
+        ingested = ingestion.version_ingest(version_id=str(version.id))
+        if ingested is not None and ingested.status == VersionStatus.READY:
+            knowledge.version_publish(version=ingested, actor=None)
+            published += 1
+    return published
 
 
 @transaction.atomic
-def demo_load(*, origins: list[str]) -> DemoResult:
+def _demo_people_load(*, origins: list[str]) -> DemoResult:
     tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
     created = tenant is None
     if tenant is None:
@@ -60,4 +97,4 @@ def demo_load(*, origins: list[str]) -> DemoResult:
         logins.append((username, ", ".join(Role(r).label for r in roles)))
     for external_id, name, email in DEMO_CUSTOMERS:
         services.contact_upsert(tenant=tenant, external_id=external_id, name=name, email=email)
-    return DemoResult(tenant=tenant, created=created, logins=logins)
+    return DemoResult(tenant=tenant, created=created, logins=logins, documents_published=0)

@@ -5,11 +5,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.accounts.demo import DEMO_PASSWORD, demo_load
+from apps.demo.services import DEMO_PASSWORD, demo_load
 
 
 class Command(BaseCommand):
-    help = "Load the demo telecom, its staff and customers (idempotent)."
+    help = "Load the demo telecom, its staff, customers and published policies (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -28,6 +28,7 @@ class Command(BaseCommand):
                         "widget_key": result.tenant.widget_key,
                         "password": DEMO_PASSWORD,
                         "logins": [{"username": u, "roles": r} for u, r in result.logins],
+                        "documents_published": result.documents_published,
                     }
                 )
             )

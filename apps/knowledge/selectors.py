@@ -1,0 +1,220 @@
+"""Reads on the knowledge base, tenant-scoped (STYLE rules 1, 3, 4), and retrieval for the assistant."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Prefetch, QuerySet
+
+from apps.accounts.models import Tenant
+from apps.core.errors import NotFound, TemporarilyUnavailable
+from apps.guardrails.pii import RedactedText
+from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion
+from apps.llm.embeddings import embedder
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "vector", "fulltext"]
+RRF_K = 60  # reciprocal rank fusion constant: 1 / (RRF_K + rank)
+CANDIDATES = 40  # per ranking, before fusion
+
+
+class RetrievalUnavailable(TemporarilyUnavailable):
+    default_message = "The knowledge base can't be searched right now, so the assistant won't guess."
+
+
+def documents_for_tenant(*, tenant: Tenant) -> QuerySet[Document]:
+    return Document.objects.for_tenant(tenant).select_related("published_version").order_by("title")
+
+
+def documents_with_versions(*, tenant: Tenant) -> QuerySet[Document]:
+    """Documents with their versions newest first in `newest_first` (one extra query for all of them)."""
+    versions = DocumentVersion.objects.defer("content", "extracted_text").order_by("-number")
+    return documents_for_tenant(tenant=tenant).prefetch_related(
+        Prefetch("versions", queryset=versions, to_attr="newest_first")
+    )
+
+
+def access_document(*, tenant: Tenant, document_id: uuid.UUID | str) -> Document:
+    try:
+        return Document.objects.for_tenant(tenant).select_related("published_version").get(pk=document_id)
+    except (Document.DoesNotExist, ValueError, TypeError):
+        raise NotFound() from None
+
+
+def access_version(*, tenant: Tenant, version_id: uuid.UUID | str) -> DocumentVersion:
+    try:
+        # The uploaded file (up to 20 MB) is only read by ingestion: pages and status polls don't load it.
+        return (
+            DocumentVersion.objects.for_tenant(tenant)
+            .select_related("document")
+            .defer("content")
+            .get(pk=version_id)
+        )
+    except (DocumentVersion.DoesNotExist, ValueError, TypeError):
+        raise NotFound() from None
+
+
+def document_versions(*, document: Document) -> QuerySet[DocumentVersion]:
+    return (
+        DocumentVersion.objects.filter(document=document)
+        .select_related("created_by", "published_by")
+        .defer("content", "extracted_text")
+        .order_by("-number")
+    )
+
+
+def document_history(*, document: Document) -> QuerySet[DocumentEvent]:
+    return DocumentEvent.objects.filter(document=document).select_related("actor", "version")
+
+
+def version_chunks(*, version: DocumentVersion) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(version=version).order_by("ordinal").defer("embedding", "search_vector")
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    document_title: str
+    version_id: uuid.UUID
+    version_number: int
+    effective_date: datetime.date | None
+    section_path: list[str]
+    page: int | None
+    text: str
+    score: float  # fused rank score; higher is better
+    similarity: float | None  # cosine similarity of the passage to the query, when vector search found it
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    passages: list[Passage]
+    top_similarity: float | None
+    answerable: bool  # false: the sources probably don't hold the answer; the assistant should abstain
+    threshold: float
+    mode: Mode
+    model: str
+
+
+_SQL = """
+WITH vec AS (
+    SELECT id, similarity, row_number() OVER (ORDER BY distance) AS rnk FROM (
+        SELECT id, embedding <=> %(q)s::vector AS distance, 1 - (embedding <=> %(q)s::vector) AS similarity
+        FROM knowledge_chunk
+        WHERE %(use_vec)s AND tenant_id = %(tenant)s AND live AND embedding_model = %(model)s
+        ORDER BY embedding <=> %(q)s::vector
+        LIMIT %(n)s
+    ) nearest
+),
+fts AS (
+    SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rnk FROM (
+        SELECT c.id, ts_rank_cd(c.search_vector, query) AS rank
+        FROM knowledge_chunk c, to_tsquery('english', %(tsq)s) query
+        WHERE %(use_fts)s AND c.tenant_id = %(tenant)s AND c.live AND c.search_vector @@ query
+        ORDER BY rank DESC
+        LIMIT %(n)s
+    ) matched
+),
+fused AS (
+    SELECT coalesce(vec.id, fts.id) AS id,
+           coalesce(1.0 / (%(rrf)s + vec.rnk), 0) + coalesce(1.0 / (%(rrf)s + fts.rnk), 0) AS score,
+           vec.similarity
+    FROM vec FULL OUTER JOIN fts ON vec.id = fts.id
+)
+SELECT c.id, c.document_id, d.title, v.id, v.number, v.effective_date, c.section_path, c.page, c.text,
+       fused.score, fused.similarity
+FROM fused
+JOIN knowledge_chunk c ON c.id = fused.id
+JOIN knowledge_document d ON d.id = c.document_id
+JOIN knowledge_documentversion v ON v.id = c.version_id
+ORDER BY fused.score DESC, fused.similarity DESC NULLS LAST
+LIMIT %(k)s
+"""
+
+# The query's words ORed, so a question matches passages sharing any of its meaningful words.
+_TSQUERY_SQL = (
+    "SELECT coalesce(string_agg(quote_literal(lexeme), ' | '), '') "
+    "FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS lexeme"
+)
+
+
+def knowledge_search(
+    *,
+    tenant: Tenant,
+    query: RedactedText,
+    k: int = 5,
+    mode: Mode = "hybrid",
+    threshold: float | None = None,
+    query_vector: list[float] | None = None,
+) -> Retrieval:
+    """Passages of the tenant's published versions that best answer `query`, with an abstain signal.
+
+    Raises RetrievalUnavailable if the query cannot be embedded or the index cannot be read: the assistant
+    must then say so rather than answer without sources.
+    """
+    limit = settings.KB_ABSTAIN_SIMILARITY if threshold is None else threshold
+    model = settings.EMBEDDINGS_MODEL
+    vector: list[float] | None = query_vector  # given by callers that embedded the query already
+    if mode != "fulltext" and vector is None:
+        try:
+            [vector] = embedder().embed([str(query)])
+        except Exception as exc:
+            logger.warning("query embedding failed: %s", exc.__class__.__name__)
+            raise RetrievalUnavailable() from exc
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Filters (tenant, live, model) would starve a plain HNSW scan; let it keep scanning.
+            cursor.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
+            cursor.execute("SET LOCAL hnsw.ef_search = 80")
+            cursor.execute(_TSQUERY_SQL, [str(query)])
+            row = cursor.fetchone()
+            tsquery = row[0] if row else ""
+            use_fts = mode != "vector" and bool(tsquery)
+            cursor.execute(
+                _SQL,
+                {
+                    "q": str(vector) if vector is not None else "[0]",
+                    "use_vec": vector is not None,
+                    "use_fts": use_fts,
+                    "tsq": tsquery or "''",
+                    "tenant": tenant.id,
+                    "model": model,
+                    "n": max(CANDIDATES, k),
+                    "rrf": RRF_K,
+                    "k": k,
+                },
+            )
+            rows = cursor.fetchall()
+    except DatabaseError as exc:
+        logger.warning("knowledge search failed: %s", exc.__class__.__name__)
+        raise RetrievalUnavailable() from exc
+    passages = [
+        Passage(
+            chunk_id=r[0],
+            document_id=r[1],
+            document_title=r[2],
+            version_id=r[3],
+            version_number=r[4],
+            effective_date=r[5],
+            section_path=list(r[6] or []),
+            page=r[7],
+            text=r[8],
+            score=float(r[9]),
+            similarity=None if r[10] is None else float(r[10]),
+        )
+        for r in rows
+    ]
+    similarities = [p.similarity for p in passages if p.similarity is not None]
+    top = max(similarities) if similarities else None
+    # Full-text scores are not calibrated: without vectors, any passage found counts as grounding.
+    answerable = bool(passages) if mode == "fulltext" else top is not None and top >= limit
+    return Retrieval(
+        passages=passages, top_similarity=top, answerable=answerable, threshold=limit, mode=mode, model=model
+    )
