@@ -28,13 +28,14 @@ cycled and perturbed by small noise once every question has been used. Query emb
 Measured in the same run, interleaved in a random order per query after a warm-up, per CONTRACTS §4,
 in two loops: hybrid against the floor, then everything else (hybrid evicts the index from
 shared_buffers, which would otherwise be charged to whichever variant ran next):
-  hybrid      knowledge_search(mode="hybrid")       our path: vector + full text, fused (RRF)
-  vector      knowledge_search(mode="vector")       our path without full text
+  vector      knowledge_search(mode="vector")       THE shipped path (the assistant's; the headline ratio)
+  hybrid      knowledge_search(mode="hybrid")       vector + full text fused (RRF), kept for comparison
   raw         SELECT id ... ORDER BY embedding <=> q LIMIT 10            the floor, same index
   raw_tenant  the floor with our WHERE (tenant, live, model)
   raw_passages  raw_tenant returning the chunk's columns instead of its id (the price of the text)
-  proposed*   prototypes of the statement docs/adr/0003 proposes, run several ways (see
-              `proposed_variants`); proposed_vec_local is the form the ADR recommends
+  proposed*   copies of the statement docs/adr/0003 proposed (now shipped as `vector`), run several
+              ways (see `proposed_variants`) to show what each choice costs; the ef_search sweep uses
+              them because the shipped selector pins its own ef_search
   small_ours / small_raw   proposed_vec_local and raw_tenant on the second, smaller tenant
 with the HNSW session settings read from apps/knowledge/selectors.py. Recall@10 is measured against an
 exact scan with the same tenant filter; an ef_search sweep and EXPLAIN ANALYZE of each statement follow.
