@@ -6,6 +6,8 @@ Any OpenAI-compatible server (the embedded llama.cpp server, vLLM, OpenAI) is a 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from functools import lru_cache
 
 import openai
@@ -26,6 +28,42 @@ def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
 
 def llm_client(*, timeout: float | None = None) -> openai.OpenAI:
     return _client(settings.LLM_BASE_URL, settings.LLM_API_KEY, timeout or settings.LLM_TIMEOUT_SECONDS)
+
+
+_async_clients: dict[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = {}
+_async_lock = threading.Lock()
+
+
+def async_llm_client(*, base_url: str | None = None) -> openai.AsyncOpenAI:
+    """The async client for the running event loop; callers pass explicit timeouts per request.
+
+    One per loop because an httpx connection pool belongs to the loop that opened it: sharing one across
+    loops (a Celery task's `asyncio.run`, each test) fails with "Event loop is closed".
+    """
+    loop = asyncio.get_running_loop()
+    key = (base_url or settings.LLM_BASE_URL, settings.LLM_API_KEY)
+    with _async_lock:
+        for closed in [other for other in _async_clients if other.is_closed()]:
+            del _async_clients[closed]
+        clients = _async_clients.setdefault(loop, {})
+        client = clients.get(key)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                base_url=key[0],
+                api_key=key[1],
+                timeout=settings.LLM_TIMEOUT_SECONDS,
+                max_retries=0,  # as above: retries are chat_stream's, counted and bounded
+            )
+            clients[key] = client
+        return client
+
+
+async def close_async_clients() -> None:
+    """Closes the running loop's clients: call it before a short-lived loop (`asyncio.run`) ends."""
+    with _async_lock:
+        clients = _async_clients.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.close()
 
 
 def check_llm() -> str:
