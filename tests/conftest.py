@@ -248,3 +248,9 @@ def tenant_snapshot(db: None) -> Callable[[Tenant], TenantSnapshot]:
     the possibly stale instance passed in): take one before a denied action and compare one after with `==`.
     """
     return _snapshot
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API leaves an event loop running in the main thread for
+    the rest of the session, which would break every later test that starts its own loop."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -20,6 +20,8 @@ class TenantOutput(serializers.Serializer[Tenant]):
     widget_key = serializers.CharField()
     allowed_origins = serializers.SerializerMethodField()
     roles = serializers.SerializerMethodField()
+    abstain_threshold = serializers.FloatField(allow_null=True)
+    daily_token_budget = serializers.IntegerField()
 
     def get_allowed_origins(self, tenant: Tenant) -> list[str]:
         return selectors.tenant_origins(tenant=tenant)
@@ -31,6 +33,8 @@ class TenantOutput(serializers.Serializer[Tenant]):
 class TenantUpdateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False)
     allowed_origins = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
+    abstain_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    daily_token_budget = serializers.IntegerField(required=False, min_value=0)
 
 
 class MembershipOutput(serializers.Serializer[Membership]):
@@ -53,7 +57,11 @@ class TenantDetailApi(APIView):
         tenant, roles = selectors.access_tenant(actor=request.user, slug=slug)
         return Response(TenantOutput(tenant, context={"roles": {tenant.id: roles}}).data)
 
-    @extend_schema(request=TenantUpdateInput, responses=TenantOutput, summary="Rename or set allowed origins")
+    @extend_schema(
+        request=TenantUpdateInput,
+        responses=TenantOutput,
+        summary="Rename, set allowed origins, or set the assistant's policy",
+    )
     def patch(self, request: Request, slug: str) -> Response:
         tenant, roles = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
         data = TenantUpdateInput(data=request.data)
@@ -62,6 +70,11 @@ class TenantDetailApi(APIView):
             tenant=tenant,
             name=data.validated_data.get("name"),
             origins=data.validated_data.get("allowed_origins"),
+        )
+        services.tenant_assistant_configure(
+            tenant=tenant,
+            abstain_threshold=data.validated_data.get("abstain_threshold", ...),
+            daily_token_budget=data.validated_data.get("daily_token_budget"),
         )
         return Response(TenantOutput(tenant, context={"roles": {tenant.id: roles}}).data)
 

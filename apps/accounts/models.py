@@ -35,9 +35,21 @@ class Tenant(BaseModel):
     # Secret: the company signs its logged-in customers' ids with it (HMAC-SHA256).
     identity_secret = models.CharField(max_length=128, default=new_identity_secret, editable=False)
     is_active = models.BooleanField(default=True)
+    # The assistant abstains (and offers a person) when no passage is at least this similar to the
+    # question; empty means the deployment's KB_ABSTAIN_SIMILARITY.
+    abstain_threshold = models.FloatField(null=True, blank=True)
+    # LLM tokens (prompt + completion) the tenant may use per UTC day; 0 means no limit.
+    daily_token_budget = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(abstain_threshold__isnull=True)
+                | models.Q(abstain_threshold__gte=0, abstain_threshold__lte=1),
+                name="tenant_abstain_threshold_range",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
@@ -79,6 +91,8 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     AGENT = "agent", "Agent"
     EDITOR = "editor", "Knowledge editor"
+    # May read customers' original words; everyone else sees the redacted text.
+    PII_VIEWER = "pii_viewer", "Sees unredacted messages"
 
 
 class Membership(TenantScopedModel):

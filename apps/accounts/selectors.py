@@ -49,3 +49,12 @@ def tenant_origins(*, tenant: Tenant) -> list[str]:
 
 def tenant_by_widget_key(*, widget_key: str) -> Tenant | None:
     return Tenant.objects.filter(widget_key=widget_key, is_active=True).first()
+
+
+def tenant_by_slug(*, slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug, is_active=True).first()
+
+
+def tenant_fresh(*, tenant: Tenant) -> Tenant:
+    """The tenant's current row: long-lived sockets must not answer by yesterday's settings."""
+    return Tenant.objects.get(id=tenant.id)

@@ -145,3 +145,27 @@ def tenant_configure(*, tenant: Tenant, name: str | None = None, origins: list[s
         for origin in normalized:
             AllowedOrigin.objects.get_or_create(tenant=tenant, origin=origin)
     return tenant
+
+
+def tenant_assistant_configure(
+    *, tenant: Tenant, abstain_threshold: float | object | None = ..., daily_token_budget: int | None = None
+) -> Tenant:
+    """The assistant's per-company policy: how sure retrieval must be before it answers (empty: the
+    deployment default) and how many LLM tokens a day it may spend (0: no limit)."""
+    fields = []
+    if abstain_threshold is not ...:
+        if abstain_threshold is not None:
+            value = float(abstain_threshold)  # type: ignore[arg-type]
+            if not 0.0 <= value <= 1.0:
+                raise BadRequest("The answer threshold is a similarity between 0 and 1, e.g. 0.40.")
+            abstain_threshold = value
+        tenant.abstain_threshold = abstain_threshold
+        fields.append("abstain_threshold")
+    if daily_token_budget is not None:
+        if daily_token_budget < 0:
+            raise BadRequest("The daily token budget cannot be negative (0 means no limit).")
+        tenant.daily_token_budget = daily_token_budget
+        fields.append("daily_token_budget")
+    if fields:
+        tenant.save(update_fields=[*fields, "updated_at"])
+    return tenant

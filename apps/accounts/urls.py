@@ -11,6 +11,7 @@ urlpatterns = [
     path("staff/<slug:slug>/origins/add/", views.tenant_origin_add, name="tenant-origin-add"),
     path("staff/<slug:slug>/origins/remove/", views.tenant_origin_remove, name="tenant-origin-remove"),
     path("staff/<slug:slug>/secret/rotate/", views.tenant_secret_rotate, name="tenant-secret-rotate"),
+    path("staff/<slug:slug>/assistant/", views.tenant_assistant, name="tenant-assistant"),
     path("api/v1/tenants/", apis.TenantListApi.as_view(), name="api-tenants"),
     path("api/v1/tenants/<slug:slug>/", apis.TenantDetailApi.as_view(), name="api-tenant"),
     path("api/v1/tenants/<slug:slug>/members/", apis.TenantMembersApi.as_view(), name="api-tenant-members"),

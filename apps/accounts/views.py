@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts import selectors, services
 from apps.accounts.models import Role, User
-from apps.core.errors import HelpdeskError
+from apps.core.errors import BadRequest, HelpdeskError
 
 
 def _user(request: HttpRequest) -> User:
@@ -38,6 +39,8 @@ def tenant_settings(request: HttpRequest, slug: str) -> HttpResponse:
         "is_admin": Role.ADMIN in roles,
         "origins": selectors.tenant_origins(tenant=tenant),
         "memberships": selectors.tenant_memberships(tenant=tenant) if Role.ADMIN in roles else [],
+        "script_src": request.build_absolute_uri("/widget.js"),
+        "default_threshold": settings.KB_ABSTAIN_SIMILARITY,
     }
     return render(request, "accounts/tenant_settings.html", context)
 
@@ -78,4 +81,28 @@ def tenant_secret_rotate(request: HttpRequest, slug: str) -> HttpResponse:
     tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
     services.tenant_identity_secret_rotate(tenant=tenant)
     messages.warning(request, "New identity secret issued: update your website's signing code now.")
+    return redirect("tenant-settings", slug=tenant.slug)
+
+
+@login_required
+@require_POST
+def tenant_assistant(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+    raw_threshold = request.POST.get("abstain_threshold", "").strip()
+    raw_budget = request.POST.get("daily_token_budget", "0").strip() or "0"
+    try:
+        try:
+            threshold = float(raw_threshold) if raw_threshold else None
+            budget = int(raw_budget)
+        except ValueError:
+            raise BadRequest(
+                "Use a number such as 0.40 for the threshold and a whole number for the budget."
+            ) from None
+        services.tenant_assistant_configure(
+            tenant=tenant, abstain_threshold=threshold, daily_token_budget=budget
+        )
+    except HelpdeskError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The assistant's settings are saved.")
     return redirect("tenant-settings", slug=tenant.slug)

@@ -18,7 +18,10 @@ class HelpdeskError(Exception):
         super().__init__(self.message)
 
     def as_payload(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+        payload: dict[str, Any] = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        if self.retry_after is not None:
+            payload["retry_after"] = self.retry_after
+        return payload
 
 
 class BadRequest(HelpdeskError):

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from apps.knowledge.models import Document, DocumentEvent, DocumentVersion
+from apps.knowledge.models import Document, DocumentEvent, DocumentVersion, KnowledgeGap
 
 
 class VersionInline(admin.TabularInline[DocumentVersion, Document]):
@@ -68,3 +68,11 @@ class DocumentEventAdmin(admin.ModelAdmin[DocumentEvent]):
     list_display = ["action", "document", "version", "actor", "created_at"]
     list_filter = ["action", "tenant"]
     readonly_fields = ["tenant", "document", "version", "actor", "action", "detail"]
+
+
+@admin.register(KnowledgeGap)
+class KnowledgeGapAdmin(admin.ModelAdmin[KnowledgeGap]):
+    list_display = ["question", "tenant", "top_similarity", "threshold", "created_at", "resolved_at"]
+    list_filter = ["tenant"]
+    search_fields = ["question"]
+    readonly_fields = ["tenant", "question", "top_similarity", "threshold", "nearest", "conversation_ref"]

@@ -277,3 +277,38 @@ class SearchApi(APIView):
                 "passages": PassageOutput(result.passages, many=True).data,
             }
         )
+
+
+class GapOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    question = serializers.CharField()
+    top_similarity = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField()
+    nearest = serializers.JSONField()
+    conversation_ref = serializers.UUIDField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
+
+
+class GapListApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("resolved", bool, description="Include resolved gaps.")],
+        responses={200: GapOutput(many=True)},
+        description="Questions the assistant abstained on (redacted), newest first: what the policies miss.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        tenant, _ = _editor(request, slug)
+        include = request.query_params.get("resolved") in ("1", "true")
+        rows = selectors.knowledge_gaps(tenant=tenant, include_resolved=include)[:500]
+        return Response(GapOutput(rows, many=True).data)
+
+
+class GapResolveApi(APIView):
+    @extend_schema(request=None, responses={200: GapOutput})
+    def post(self, request: Request, slug: str, gap_id: str) -> Response:
+        tenant, user = _editor(request, slug)
+        gap = services.knowledge_gap_resolve(
+            tenant=tenant, gap=selectors.access_gap(tenant=tenant, gap_id=gap_id), actor=user
+        )
+        return Response(GapOutput(gap).data)

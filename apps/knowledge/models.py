@@ -148,3 +148,32 @@ class DocumentEvent(TenantScopedModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+
+class KnowledgeGap(TenantScopedModel):
+    """A question the assistant abstained on because no published passage supported an answer.
+
+    Editors read these to learn which policies are missing. The question is stored redacted: the gap list
+    is shown to editors, who have no right to customers' personal data.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    question = models.TextField()
+    top_similarity = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField()
+    # Where it was asked (a conversation id); kept as a plain value because knowledge sits below
+    # conversations and never imports it.
+    conversation_ref = models.UUIDField(null=True, blank=True)
+    message_ref = models.UUIDField(null=True, blank=True)
+    nearest = models.JSONField(default=list, blank=True)  # [{"title", "section", "similarity"}]
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="kgap_tenant_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"knowledge gap {self.id}"

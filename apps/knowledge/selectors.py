@@ -15,7 +15,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from apps.accounts.models import Tenant
 from apps.core.errors import NotFound, TemporarilyUnavailable
 from apps.guardrails.pii import RedactedText
-from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion
+from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion, KnowledgeGap
 from apps.llm.embeddings import embedder
 
 logger = logging.getLogger(__name__)
@@ -341,3 +341,21 @@ def knowledge_search(
     return Retrieval(
         passages=passages, top_similarity=top, answerable=answerable, threshold=limit, mode=mode, model=model
     )
+
+
+def knowledge_gaps(*, tenant: Tenant, include_resolved: bool = False) -> QuerySet[KnowledgeGap]:
+    rows = KnowledgeGap.objects.for_tenant(tenant).select_related("resolved_by")
+    if not include_resolved:
+        rows = rows.filter(resolved_at__isnull=True)
+    return rows.order_by("-created_at")
+
+
+def access_gap(*, tenant: Tenant, gap_id: uuid.UUID | str) -> KnowledgeGap:
+    try:
+        key = uuid.UUID(str(gap_id))
+    except ValueError:
+        raise NotFound() from None
+    gap = KnowledgeGap.objects.for_tenant(tenant).filter(id=key).first()
+    if gap is None:
+        raise NotFound()
+    return gap

@@ -18,7 +18,8 @@ from django.utils import timezone
 from apps.accounts.models import Tenant, User
 from apps.core.errors import BadRequest, Conflict
 from apps.core.realtime import staff_publish
-from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion, VersionStatus
+from apps.guardrails.pii import RedactedText
+from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion, KnowledgeGap, VersionStatus
 from apps.knowledge.parsing import IngestionError, Limits, sniff
 
 LIMITS = Limits()
@@ -246,3 +247,37 @@ def version_redact(*, version: DocumentVersion, actor: User | None) -> DocumentV
     )
     publish_version_event(version)
     return version
+
+
+def knowledge_gap_record(
+    *,
+    tenant: Tenant,
+    question: RedactedText,
+    top_similarity: float | None,
+    threshold: float,
+    nearest: list[dict[str, Any]],
+    conversation_ref: Any = None,
+    message_ref: Any = None,
+) -> KnowledgeGap:
+    """Logs a question the assistant abstained on, for editors (redacted: editors don't see PII)."""
+    gap = KnowledgeGap.objects.create(
+        tenant=tenant,
+        question=str(question)[:2000],
+        top_similarity=top_similarity,
+        threshold=threshold,
+        nearest=nearest[:5],
+        conversation_ref=conversation_ref,
+        message_ref=message_ref,
+    )
+    transaction.on_commit(lambda: staff_publish(tenant.id, {"type": "knowledge.gap", "id": str(gap.id)}))
+    return gap
+
+
+def knowledge_gap_resolve(*, tenant: Tenant, gap: KnowledgeGap, actor: User) -> KnowledgeGap:
+    if gap.tenant_id != tenant.id:
+        raise Conflict("That gap belongs to another workspace.")
+    if gap.resolved_at is None:
+        gap.resolved_at = timezone.now()
+        gap.resolved_by = actor
+        gap.save(update_fields=["resolved_at", "resolved_by", "updated_at"])
+    return gap

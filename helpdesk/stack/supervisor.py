@@ -275,10 +275,12 @@ class Supervisor:
         lines = [
             "",
             f"Helpdesk is running: {self.web_url}/",
+            f"  chat widget on the demo company's website   {self.web_url}/demo/",
             f"  staff sign-in   {self.web_url}/accounts/login/",
             f"  Django admin    {self.web_url}/admin/",
             f"  health          {self.web_url}/healthz",
             f"  API schema      {self.web_url}/api/schema/",
+            f"  metrics         {self.web_url}/metrics",
             f"Demo logins (password {demo.get('password')}):",
         ]
         if isinstance(logins, list):

@@ -355,7 +355,7 @@ def test_membership_grant_refuses_unknown_role(role: str, make_tenant, make_user
     with pytest.raises(BadRequest) as caught:
         services.membership_grant(tenant=tenant, user=user, role=role)
 
-    assert caught.value.message == f"{role!r} is not a role: choose one of admin, agent, editor"
+    assert caught.value.message == f"{role!r} is not a role: choose one of admin, agent, editor, pii_viewer"
     assert Membership.objects.count() == 0
 
 

@@ -46,7 +46,7 @@ def test_admin_manages_origins_and_cannot_see_another_company(asgi_server, page,
     expect(page.get_by_text("Bravo Bank")).to_have_count(0)
 
     page.get_by_role("link", name="Alpha Mobile").click()
-    expect(page.get_by_text(alpha.widget_key)).to_be_visible()
+    expect(page.get_by_text(alpha.widget_key, exact=True)).to_be_visible()
 
     # Keyboard only: the origin field and its button are reachable and usable without a mouse.
     page.get_by_label("Origin").focus()

@@ -1,0 +1,218 @@
+"""HTTP endpoints of the widget (cross-origin, token-authenticated) and of staff reading conversations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import AllowedOrigin, Role, Tenant
+from apps.accounts.selectors import access_tenant
+from apps.conversations import selectors, services
+from apps.conversations.identity import IdentityClaim, SessionClaims, session_token_read, session_token_tenant
+from apps.conversations.stream import stream_snapshot
+from apps.conversations.widget import origin_allowed, rate_limits_for_session
+from apps.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from apps.core.ratelimit import rate_limit_check
+
+CORS_MAX_AGE = "600"
+
+
+def _client_ip(request: Request) -> str:
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+class WidgetApi(APIView):
+    """Cross-origin endpoints: CORS headers only for an origin the tenant allows (so another site's page
+    can't read the answers), no cookies, identity from the session token."""
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+    parser_classes = [JSONParser]
+    cors_origin: str | None = None
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
+        # A preflight carries neither the widget key nor the token: it is answered for an origin that some
+        # tenant allows; the request itself is then checked against its own tenant.
+        origin = request.headers.get("Origin", "")
+        response = Response(status=204)
+        if origin and AllowedOrigin.objects.filter(origin=origin, tenant__is_active=True).exists():
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response["Access-Control-Max-Age"] = CORS_MAX_AGE
+            response["Vary"] = "Origin"
+        return response
+
+    def allow_origin(self, tenant: Tenant) -> None:
+        origin = self.request.headers.get("Origin", "")
+        if origin:
+            if not origin_allowed(tenant=tenant, origin=origin):
+                raise Forbidden("This website may not embed this chat widget.")
+            self.cors_origin = origin
+
+    def session(self) -> tuple[Tenant, SessionClaims]:
+        header = self.request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        tenant = session_token_tenant(token)
+        if tenant is None:
+            raise Unauthorized("Your chat session has expired. Reload the page to start again.")
+        self.allow_origin(tenant)
+        claims = session_token_read(token, tenant=tenant)
+        if claims is None:
+            raise Unauthorized("Your chat session has expired. Reload the page to start again.")
+        return tenant, claims
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.cors_origin:
+            response["Access-Control-Allow-Origin"] = self.cors_origin
+            response["Access-Control-Expose-Headers"] = "Retry-After"
+        response["Vary"] = "Origin"
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class SessionInput(serializers.Serializer[dict[str, Any]]):
+    widget_key = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=1024, required=False, allow_null=True, allow_blank=True)
+    identity = serializers.JSONField(required=False, allow_null=True)
+
+
+class WidgetSessionApi(WidgetApi):
+    @extend_schema(
+        request=SessionInput,
+        responses={200: inline_serializer("WidgetSession", {"token": serializers.CharField()})},
+        description="Opens or continues a visitor's chat session (docs/architecture/realtime.md).",
+    )
+    def post(self, request: Request) -> Response:
+        data = SessionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = Tenant.objects.filter(widget_key=data.validated_data["widget_key"], is_active=True).first()
+        if tenant is None:
+            raise NotFound("This chat widget is not configured.")
+        self.allow_origin(tenant)
+        # After the origin check, so the widget can read the 429 and tell the visitor when to retry.
+        async_to_sync(rate_limit_check)(rate_limits_for_session(ip=_client_ip(request)), what="sessions")
+        if not request.headers.get("Origin"):
+            raise Forbidden("The widget must be loaded from a web page.")
+        claim = None
+        raw_identity = data.validated_data.get("identity")
+        if raw_identity is not None:
+            try:
+                claim = IdentityClaim.model_validate(raw_identity)
+            except ValueError:
+                raise BadRequest("identity needs external_id, issued_at and signature.") from None
+        session = services.widget_session_open(
+            tenant=tenant, token=data.validated_data.get("token") or None, claim=claim
+        )
+        identity: dict[str, str] = {"status": "verified" if session.claims.verified else "anonymous"}
+        if session.identity is not None and session.identity.status == "rejected":
+            identity = {"status": "rejected", "reason": session.identity.reason}
+        contact = session.contact
+        return Response(
+            {
+                "token": session.token,
+                "conversation_id": str(session.claims.conversation_id),
+                "visitor_id": str(session.claims.visitor_id),
+                "verified": session.claims.verified,
+                "contact": {"external_id": contact.external_id, "name": contact.name} if contact else None,
+                "identity": identity,
+                "tenant": {"name": tenant.name},
+                "websocket_path": f"/ws/widget/?key={tenant.widget_key}",
+                "limits": {"max_message_chars": settings.WIDGET_MAX_MESSAGE_CHARS},
+            }
+        )
+
+
+class WidgetEventsApi(WidgetApi):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Return events with seq greater than this.")],
+        responses={200: inline_serializer("WidgetEvents", {"events": serializers.ListField()})},
+        description="Stored events of the session's conversation after a seq, and the reply being written.",
+    )
+    def get(self, request: Request) -> Response:
+        tenant, claims = self.session()
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            raise BadRequest("after must be a whole number.") from None
+        if after < 0:
+            raise BadRequest("after must not be negative.")
+        services.replies_sweep_stale(conversation_id=claims.conversation_id)
+        events = selectors.events_rendered(tenant=tenant, conversation_id=claims.conversation_id, after=after)
+        snapshot = async_to_sync(stream_snapshot)(tenant_id=tenant.id, conversation_id=claims.conversation_id)
+        return Response(
+            {
+                "events": events,
+                "last_seq": events[-1]["seq"] if events else after,
+                "more": len(events) == selectors.EVENT_PAGE,
+                "snapshot": snapshot,
+            }
+        )
+
+
+class WidgetPassageApi(WidgetApi):
+    @extend_schema(
+        responses={200: inline_serializer("WidgetPassage", {"text": serializers.CharField()})},
+        description="A cited passage of the tenant's published knowledge.",
+    )
+    def get(self, request: Request, chunk_id: str) -> Response:
+        tenant, _ = self.session()
+        chunk = selectors.passage_for_visitor(tenant=tenant, chunk_id=chunk_id)
+        version = chunk.version
+        return Response(
+            {
+                "chunk_id": str(chunk.id),
+                "document_id": str(chunk.document_id),
+                "title": chunk.document.title,
+                "version": version.number,
+                "effective_date": version.effective_date.isoformat() if version.effective_date else None,
+                "section": " > ".join(chunk.section_path or []),
+                "page": chunk.page,
+                "text": chunk.text,
+            }
+        )
+
+
+# ---- staff -------------------------------------------------------------------------------------------
+
+
+class ConversationListApi(APIView):
+    @extend_schema(
+        responses={200: inline_serializer("ConversationList", {"results": serializers.ListField()})},
+        description="The tenant's recent conversations (agents).",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        tenant, _ = access_tenant(actor=request.user, slug=slug, roles=[Role.AGENT])
+        rows = selectors.conversations_recent(tenant=tenant)
+        return Response({"results": [selectors.conversation_summary(c) for c in rows]})
+
+
+class ConversationDetailApi(APIView):
+    @extend_schema(
+        responses={200: inline_serializer("ConversationDetail", {"messages": serializers.ListField()})},
+        description=(
+            "A conversation's messages. Customers' words are redacted unless the reader holds the "
+            "pii_viewer role (admins do)."
+        ),
+    )
+    def get(self, request: Request, slug: str, conversation_id: str) -> Response:
+        tenant, roles = access_tenant(actor=request.user, slug=slug, roles=[Role.AGENT])
+        conversation = selectors.access_conversation(tenant=tenant, conversation_id=conversation_id)
+        original = bool(roles & {Role.ADMIN, Role.PII_VIEWER})
+        messages = selectors.conversation_messages(conversation=conversation)
+        return Response(
+            {
+                **selectors.conversation_summary(conversation),
+                "showing_original_text": original,
+                "messages": [selectors.message_render(m, original=original) for m in messages],
+            }
+        )

@@ -1,0 +1,212 @@
+"""The customer widget's websocket (protocol: docs/architecture/realtime.md)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from channels.db import database_sync_to_async
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from apps.accounts.models import Tenant
+from apps.conversations import selectors, services
+from apps.conversations.assistant import assistant_turn_schedule
+from apps.conversations.identity import SessionClaims, session_token_read
+from apps.conversations.stream import stream_snapshot
+from apps.conversations.widget import rate_limits_for_message, widget_tenant_for_origin
+from apps.core.errors import HelpdeskError, Unauthorized, WebsocketClose
+from apps.core.ratelimit import rate_limit_check
+from apps.core.realtime import BaseConsumer
+
+logger = logging.getLogger(__name__)
+
+ClientMsgId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_msg_id: ClientMsgId
+
+
+class HelloFrame(_Frame):
+    type: Literal["hello"]
+    token: Annotated[str, Field(min_length=1, max_length=1024)]
+    last_seq: Annotated[int, Field(ge=0)] = 0
+
+
+class MessageFrame(_Frame):
+    type: Literal["message"]
+    # Length is checked by the service, so an over-long message gets `message_too_long`, not a schema error.
+    text: str
+
+
+class RetryFrame(_Frame):
+    type: Literal["retry"]
+    message_id: uuid.UUID
+
+
+class HandoffFrame(_Frame):
+    type: Literal["handoff.request"]
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class PingFrame(_Frame):
+    type: Literal["ping"]
+
+
+Frame = Annotated[
+    HelloFrame | MessageFrame | RetryFrame | HandoffFrame | PingFrame, Field(discriminator="type")
+]
+
+
+class WidgetConsumer(BaseConsumer):
+    frame_adapter = TypeAdapter(Frame)
+
+    tenant: Tenant
+    claims: SessionClaims | None = None
+    last_seq = 0
+    group = ""
+
+    async def connect(self) -> None:
+        headers = dict(self.scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        key = dict(part.split("=", 1) for part in query.split("&") if "=" in part).get("key", "")
+        tenant = await database_sync_to_async(widget_tenant_for_origin)(widget_key=key, origin=origin)
+        if tenant is None:
+            await self.reject(WebsocketClose.FORBIDDEN)
+            return
+        self.tenant = tenant
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def handle(self, frame: Any) -> None:
+        if isinstance(frame, HelloFrame):
+            await self._hello(frame)
+            return
+        if self.claims is None:
+            raise Unauthorized("Start with a hello frame carrying your session token.")
+        if isinstance(frame, MessageFrame):
+            await self._message(frame)
+        elif isinstance(frame, RetryFrame):
+            turn = await database_sync_to_async(selectors.retry_turn)(
+                tenant=self.tenant, claims=self.claims, message_id=frame.message_id
+            )
+            await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
+            assistant_turn_schedule(
+                tenant=self.tenant,
+                conversation_id=self.claims.conversation_id,
+                turn=turn,
+                received_at=time.monotonic(),
+                retry_of=frame.message_id,
+            )
+        elif isinstance(frame, HandoffFrame):
+            event = await database_sync_to_async(services.handoff_request)(
+                tenant=self.tenant, claims=self.claims, reason=frame.reason
+            )
+            await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id, "seq": event.seq})
+        else:
+            await self.send_json({"type": "pong", "client_msg_id": frame.client_msg_id})
+
+    async def _hello(self, frame: HelloFrame) -> None:
+        if self.claims is not None:
+            await self.send_error(
+                Unauthorized("This socket already said hello."), client_msg_id=frame.client_msg_id
+            )
+            return
+        claims = session_token_read(frame.token, tenant=self.tenant)
+        if claims is None:
+            await self.close(code=WebsocketClose.UNAUTHENTICATED)
+            return
+        self.claims = claims
+        self.group = selectors.conversation_group(self.tenant.id, claims.conversation_id)
+        # Join first, then read: anything pushed from now on arrives after the replay below, in order.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await database_sync_to_async(services.replies_sweep_stale)(conversation_id=claims.conversation_id)
+        self.last_seq = frame.last_seq
+        stored = await self._stored_after(self.last_seq)
+        await self.send_json(
+            {
+                "type": "welcome",
+                "client_msg_id": frame.client_msg_id,
+                "conversation_id": str(claims.conversation_id),
+                "verified": claims.verified,
+                "last_seq": stored[-1]["seq"] if stored else self.last_seq,
+            }
+        )
+        await self._send_stored(stored)
+        snapshot = await stream_snapshot(tenant_id=self.tenant.id, conversation_id=claims.conversation_id)
+        if snapshot is not None:
+            await self.send_json(snapshot)
+
+    async def _stored_after(self, seq: int) -> list[dict[str, Any]]:
+        """Every stored event after `seq`, read page by page."""
+        assert self.claims is not None
+        events: list[dict[str, Any]] = []
+        while True:
+            page = await database_sync_to_async(selectors.events_rendered)(
+                tenant=self.tenant, conversation_id=self.claims.conversation_id, after=seq
+            )
+            events.extend(page)
+            if len(page) < selectors.EVENT_PAGE:
+                return events
+            seq = page[-1]["seq"]
+
+    async def _send_stored(self, events: list[dict[str, Any]]) -> None:
+        for payload in events:
+            if payload["seq"] > self.last_seq:
+                await self.send_json(payload)
+                self.last_seq = payload["seq"]
+
+    async def _message(self, frame: MessageFrame) -> None:
+        assert self.claims is not None
+        received_at = time.monotonic()
+        client = self.scope.get("client") or ("unknown", 0)
+        await rate_limit_check(
+            rate_limits_for_message(tenant=self.tenant, claims=self.claims, ip=str(client[0]))
+        )
+        receipt = await database_sync_to_async(services.message_receive)(
+            tenant=self.tenant, claims=self.claims, client_msg_id=frame.client_msg_id, text=frame.text
+        )
+        await self.send_json(
+            {
+                "type": "ack",
+                "client_msg_id": frame.client_msg_id,
+                "message_id": str(receipt.message.id),
+                "seq": receipt.seq,
+            }
+        )
+        if receipt.created:
+            assistant_turn_schedule(
+                tenant=self.tenant,
+                conversation_id=self.claims.conversation_id,
+                turn=receipt.message.turn,
+                received_at=received_at,
+            )
+
+    # ---- pushes from the conversation's group ----
+
+    async def conv_event(self, event: dict[str, Any]) -> None:
+        payload = event["payload"]
+        seq = payload.get("seq", 0)
+        if seq <= self.last_seq:
+            return  # already sent by the replay
+        if seq > self.last_seq + 1:
+            # A push went missing (Redis blipped): the database has it.
+            await self._send_stored(await self._stored_after(self.last_seq))
+            return
+        self.last_seq = seq
+        await self.send_json(payload)
+
+    async def conv_delta(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def send_error(self, error: HelpdeskError, *, client_msg_id: str | None = None) -> None:
+        if error.code not in ("bad_request", "message_too_long"):
+            logger.info("widget error %s: %s", error.code, error.message)
+        await super().send_error(error, client_msg_id=client_msg_id)

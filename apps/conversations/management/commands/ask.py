@@ -1,0 +1,106 @@
+"""`manage.py ask "QUESTION" --tenant SLUG [--customer ID] [--conversation ID] --json`.
+
+Runs the assistant's real pipeline (redaction, input checks, retrieval, prompt, streamed completion,
+citation check, storage) for one customer message and prints the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.accounts.selectors import tenant_by_slug
+from apps.conversations.assistant import TurnResult, assistant_turn_run
+from apps.conversations.services import cli_conversation_open, cli_message_receive
+from apps.core.errors import HelpdeskError
+from apps.llm.clients import close_async_clients
+
+
+class Command(BaseCommand):
+    help = "Ask the assistant a question as a customer of a company and print the answer."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("question")
+        parser.add_argument("--tenant", required=True, help="the company's slug")
+        parser.add_argument("--customer", help="act as this verified customer (their external id)")
+        parser.add_argument("--conversation", help="continue this conversation")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = tenant_by_slug(slug=options["tenant"])
+        if tenant is None:
+            raise CommandError(f"No company with the slug {options['tenant']!r}.")
+        stream = not options["json"]
+        try:
+            conversation = cli_conversation_open(
+                tenant=tenant, customer=options["customer"], conversation_id=options["conversation"]
+            )
+            received_at = time.monotonic()
+            receipt = cli_message_receive(
+                conversation=conversation, client_msg_id=f"cli-{uuid.uuid4()}", text=options["question"]
+            )
+        except HelpdeskError as exc:
+            raise CommandError(exc.message) from exc
+
+        streamed: list[str] = []
+
+        def show(piece: str) -> None:
+            streamed.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        async def run() -> TurnResult:
+            try:
+                return await assistant_turn_run(
+                    tenant=tenant,
+                    conversation_id=conversation.id,
+                    turn=receipt.message.turn,
+                    received_at=received_at,
+                    listener=show if stream else None,
+                )
+            finally:
+                await close_async_clients()  # this event loop ends with the command
+
+        result = asyncio.run(run())
+        reply = result.message
+        if reply is None:
+            raise CommandError("The question was superseded before it was answered.")
+        outcome = {
+            "conversation_id": str(conversation.id),
+            "message_id": str(reply.id),
+            "status": reply.status,
+            "answer": reply.text,
+            "citations": reply.citations,
+            "abstained": reply.abstained,
+            "offer_handoff": reply.offer_handoff,
+            "error_code": reply.error_code or None,
+            "guardrail_reasons": reply.guardrail_reasons,
+            "model": reply.model or None,
+            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens},
+            "timings": {
+                "time_to_first_token_ms": result.timings.get("ttft_ms"),
+                "llm_time_to_first_token_ms": result.timings.get("llm_ttft_ms"),
+                "retrieval_ms": result.timings.get("retrieval_ms"),
+                "total_ms": result.timings.get("total_ms"),
+            },
+            "retrieval": result.retrieval,
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(outcome, indent=2))
+        else:
+            self.stdout.write("")
+            if reply.text != "".join(streamed):
+                self.stdout.write(f"(as stored, after the citation check)\n{reply.text}")
+            self.stdout.write(f"[{reply.status}{', abstained' if reply.abstained else ''}]")
+            for c in reply.citations:
+                self.stdout.write(f"  [{c['n']}] {c['title']} · v{c['version']} · {c['section']}")
+            if reply.error_code:
+                self.stdout.write(f"error: {reply.error_code}")
+        if reply.status in ("failed", "interrupted"):
+            sys.exit(1)

@@ -1,0 +1,143 @@
+"""Conversations, their messages, and the numbered event log the widget resumes from (realtime.md)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from apps.accounts.models import Contact, Tenant, TenantScopedModel
+from apps.core.models import BaseModel
+
+
+class Conversation(TenantScopedModel):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        HANDOFF_REQUESTED = "handoff_requested", "Waiting for a person"
+        CLOSED = "closed", "Closed"
+
+    class Channel(models.TextChoices):
+        WIDGET = "widget", "Website widget"
+        CLI = "cli", "Command line"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="conversations")
+    # Anonymous visitors are known only by this id (inside their signed session token).
+    visitor_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    # Set only once the company has vouched for the customer with a valid identity signature.
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.OPEN)
+    # The highest `seq` handed out; events are numbered under a row lock on this conversation.
+    last_seq = models.PositiveIntegerField(default=0)
+    # Bumped by every customer message: an answer for an older turn has been superseded.
+    turn = models.PositiveIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-last_message_at"], name="conv_tenant_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"conversation {self.id}"
+
+
+class Message(BaseModel):
+    class Role(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming", "Being written"
+        COMPLETE = "complete", "Complete"
+        INTERRUPTED = "interrupted", "Interrupted"
+        FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded by a newer message"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    # The customer's idempotency key: a message re-sent after a reconnect is stored once (CONTRACTS I1).
+    client_msg_id = models.CharField(max_length=64, blank=True, default="")
+    turn = models.PositiveIntegerField()
+    # What the author wrote. For customers it may hold PII: shown to the customer and to staff with the
+    # pii_viewer role, never logged, never put in a prompt.
+    text = models.TextField(blank=True)
+    # The same text after Presidio: the only form prompts, staff without permission and logs see.
+    text_redacted = models.TextField(blank=True)
+    pii_types = models.JSONField(default=list, blank=True)
+    # Assistant replies: what grounded them and how they went.
+    citations = models.JSONField(default=list, blank=True)
+    abstained = models.BooleanField(default=False)
+    offer_handoff = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=32, blank=True)
+    guardrail_reasons = models.JSONField(default=list, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Refreshed while a reply streams; a stale one belongs to a process that died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_msg_id"],
+                condition=~models.Q(client_msg_id=""),
+                name="uniq_message_client_msg_id",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["customer", "assistant"]), name="message_role_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_conv_created_idx"),
+            models.Index(
+                fields=["status"],
+                condition=models.Q(status="streaming"),
+                name="message_streaming_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.id}"
+
+
+class ConversationEvent(BaseModel):
+    """One numbered entry of a conversation's log. Message text is read from `message` when the event is
+    rendered, so PII lives in one column only."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="uniq_conversation_event_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq}"
+
+
+class AssistantTrace(BaseModel):
+    """What the assistant saw for one reply: the exact (redacted) prompt, the passages retrieved and the
+    input-check verdict. Editors and operators audit answers with it; it never holds original text."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="trace")
+    prompt = models.JSONField(default=list, blank=True)  # [{"role", "content"}], redacted
+    retrieval = models.JSONField(default=dict, blank=True)  # passages with similarity, threshold, model
+    input_check = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    endpoint = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"trace of {self.message_id}"

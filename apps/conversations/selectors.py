@@ -1,0 +1,191 @@
+"""Reads of conversations: the event log as clients see it, passages they may open, the assistant's memory."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apps.accounts.models import Tenant
+from apps.conversations.identity import SessionClaims
+from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.core.errors import Conflict, NotFound
+from apps.knowledge.models import Chunk
+
+EVENT_PAGE = 500
+
+
+def conversation_group(tenant_id: object, conversation_id: object) -> str:
+    """The channel-layer group of one conversation's sockets (tenant scope in the name, STYLE rule 3)."""
+    return f"conv.{tenant_id}.{conversation_id}"
+
+
+def message_render(message: Message, *, original: bool = True) -> dict[str, Any]:
+    """A message as a client sees it. Customers see their own words (`original`); prompts never do."""
+    body: dict[str, Any] = {
+        "id": str(message.id),
+        "role": message.role,
+        "text": message.text if original else message.text_redacted,
+        "created_at": message.created_at.isoformat(),
+    }
+    if message.role == Message.Role.CUSTOMER:
+        body["client_msg_id"] = message.client_msg_id
+    else:
+        body.update(
+            status=message.status,
+            citations=message.citations,
+            abstained=message.abstained,
+            offer_handoff=message.offer_handoff,
+        )
+    return body
+
+
+def event_render(event: ConversationEvent, *, original: bool = True) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": event.type, "seq": event.seq, "at": event.created_at.isoformat()}
+    message = event.message
+    if event.type in ("assistant.started", "assistant.superseded"):
+        payload["message_id"] = str(event.message_id)
+    elif message is not None:
+        payload["message"] = message_render(message, original=original)
+    payload.update(event.data)
+    return payload
+
+
+def events_after(*, tenant: Tenant, conversation_id: uuid.UUID, after: int) -> list[ConversationEvent]:
+    """Stored events with seq > after, oldest first (at most EVENT_PAGE; clients page by seq)."""
+    return list(
+        ConversationEvent.objects.filter(tenant=tenant, conversation_id=conversation_id, seq__gt=after)
+        .select_related("message")
+        .order_by("seq")[:EVENT_PAGE]
+    )
+
+
+def session_conversation(*, tenant: Tenant, claims: SessionClaims) -> Conversation | None:
+    """The session's conversation if it exists yet (it is created by the first message)."""
+    return (
+        Conversation.objects.for_tenant(tenant)
+        .filter(id=claims.conversation_id, visitor_id=claims.visitor_id)
+        .first()
+    )
+
+
+def streaming_reply(*, conversation_id: uuid.UUID) -> Message | None:
+    return (
+        Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def passage_for_visitor(*, tenant: Tenant, chunk_id: uuid.UUID | str) -> Chunk:
+    """A passage of the tenant's published knowledge; anything else (another tenant's, an unpublished
+    draft, a bad id) is not found."""
+    try:
+        key = uuid.UUID(str(chunk_id))
+    except ValueError:
+        raise NotFound() from None
+    chunk = (
+        Chunk.objects.for_tenant(tenant)
+        .filter(id=key, live=True)
+        .select_related("document", "version")
+        .defer("embedding", "search_vector")
+        .first()
+    )
+    if chunk is None:
+        raise NotFound("That passage is no longer published.")
+    return chunk
+
+
+def turn_messages(*, conversation_id: uuid.UUID, turn: int) -> list[Message]:
+    """The customer messages one answer must cover: every one since the last finished answer, so quick
+    messages sent while an answer was being written merge into one turn."""
+    answered = (
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            role=Message.Role.ASSISTANT,
+            status__in=[Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.FAILED],
+            turn__lt=turn,
+        )
+        .order_by("-turn")
+        .values_list("turn", flat=True)
+        .first()
+    ) or 0
+    return list(
+        Message.objects.filter(
+            conversation_id=conversation_id, role=Message.Role.CUSTOMER, turn__gt=answered, turn__lte=turn
+        ).order_by("turn")
+    )
+
+
+def history_messages(*, conversation_id: uuid.UUID, before_turn: int, limit: int = 40) -> list[Message]:
+    """Earlier messages for the assistant's memory, newest last: customer messages and the answers that
+    were shown as final (superseded and failed ones never were)."""
+    rows: QuerySet[Message] = Message.objects.filter(
+        conversation_id=conversation_id, turn__lt=before_turn
+    ).exclude(status__in=[Message.Status.SUPERSEDED, Message.Status.FAILED, Message.Status.STREAMING])
+    return list(reversed(rows.order_by("-created_at")[:limit]))
+
+
+def events_rendered(*, tenant: Tenant, conversation_id: uuid.UUID, after: int) -> list[dict[str, Any]]:
+    return [
+        event_render(e) for e in events_after(tenant=tenant, conversation_id=conversation_id, after=after)
+    ]
+
+
+def retry_turn(*, tenant: Tenant, claims: SessionClaims, message_id: uuid.UUID) -> int:
+    """The turn to answer again if `message_id` is this visitor's latest answer and it did not complete."""
+    conversation = session_conversation(tenant=tenant, claims=claims)
+    if conversation is None:
+        raise NotFound()
+    latest = (
+        Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None or latest.id != message_id:
+        if not Message.objects.filter(conversation=conversation, id=message_id).exists():
+            raise NotFound("There is no such answer in this conversation.")
+        raise Conflict("Only the latest answer can be tried again.")
+    if latest.status not in (Message.Status.INTERRUPTED, Message.Status.FAILED):
+        raise Conflict("That answer did not fail, so there is nothing to try again.")
+    if latest.turn != conversation.turn:
+        raise Conflict("A newer message is being answered already.")
+    return latest.turn
+
+
+def conversations_recent(*, tenant: Tenant, limit: int = 100) -> QuerySet[Conversation]:
+    return (
+        Conversation.objects.for_tenant(tenant)
+        .select_related("contact")
+        .order_by("-last_message_at", "-created_at")[:limit]
+    )
+
+
+def access_conversation(*, tenant: Tenant, conversation_id: uuid.UUID | str) -> Conversation:
+    try:
+        key = uuid.UUID(str(conversation_id))
+    except ValueError:
+        raise NotFound() from None
+    conversation = Conversation.objects.for_tenant(tenant).select_related("contact").filter(id=key).first()
+    if conversation is None:
+        raise NotFound()
+    return conversation
+
+
+def conversation_messages(*, conversation: Conversation) -> list[Message]:
+    return list(Message.objects.filter(conversation=conversation).order_by("created_at"))
+
+
+def conversation_summary(conversation: Conversation) -> dict[str, Any]:
+    contact = conversation.contact
+    return {
+        "id": str(conversation.id),
+        "status": conversation.status,
+        "channel": conversation.channel,
+        "verified": contact is not None,
+        "contact": {"external_id": contact.external_id, "name": contact.name} if contact else None,
+        "last_seq": conversation.last_seq,
+        "created_at": conversation.created_at.isoformat(),
+        "last_message_at": conversation.last_message_at.isoformat() if conversation.last_message_at else None,
+    }

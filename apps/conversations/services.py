@@ -1,0 +1,450 @@
+"""Writes to conversations: sessions, customer messages, assistant replies and the numbered event log.
+
+Every event a client must not miss is written here, in the same transaction as the row it describes, with
+the next `seq` of its conversation (taken under a row lock). Pushing it to sockets happens after commit and
+may fail without losing anything: clients resume from the database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Contact, Tenant
+from apps.accounts.services import contact_upsert
+from apps.conversations.identity import (
+    IdentityCheck,
+    IdentityClaim,
+    SessionClaims,
+    identity_check,
+    session_token_read,
+    session_token_sign,
+)
+from apps.conversations.models import AssistantTrace, Conversation, ConversationEvent, Message
+from apps.conversations.selectors import conversation_group, event_render
+from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound
+from apps.core.redis import state_key, state_redis
+from apps.guardrails.pii import pii_redact_with_findings
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.FAILED)
+
+
+# ---- sessions --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WidgetSession:
+    token: str
+    claims: SessionClaims
+    identity: IdentityCheck | None
+    contact: Contact | None
+
+
+def widget_session_open(*, tenant: Tenant, token: str | None, claim: IdentityClaim | None) -> WidgetSession:
+    """The visitor's session: continues a valid token, or starts anew; binds a verified customer only on a
+    valid identity signature (docs/architecture/realtime.md, "Sessions and identity")."""
+    claims = session_token_read(token, tenant=tenant) if token else None
+    if claims is not None:
+        existing = Conversation.objects.for_tenant(tenant).filter(id=claims.conversation_id).first()
+        if existing is not None and existing.visitor_id != claims.visitor_id:
+            claims = None
+    check: IdentityCheck | None = None
+    contact: Contact | None = None
+    if claim is not None:
+        check = identity_check(tenant=tenant, claim=claim)
+    if check is not None and check.status == "verified":
+        assert claim is not None
+        contact = contact_upsert(
+            tenant=tenant, external_id=claim.external_id, name=claim.name, email=claim.email
+        )
+        claims = _session_for_contact(tenant=tenant, claims=claims, contact=contact)
+    elif claims is not None and claims.verified:
+        # A verified session continues only while the company keeps vouching for it: without a valid
+        # identity (a logout, another person at the same browser, a forged signature) it starts over.
+        claims = None
+    if claims is None:
+        claims = SessionClaims(
+            tenant_id=tenant.id, visitor_id=uuid.uuid4(), conversation_id=uuid.uuid4(), contact_id=None
+        )
+    return WidgetSession(token=session_token_sign(claims), claims=claims, identity=check, contact=contact)
+
+
+def _session_for_contact(*, tenant: Tenant, claims: SessionClaims | None, contact: Contact) -> SessionClaims:
+    if claims is not None and claims.contact_id == contact.id:
+        return claims
+    if claims is not None and claims.contact_id is None:
+        # An anonymous visitor logged in: their conversation so far becomes the customer's.
+        with transaction.atomic():
+            conversation = (
+                Conversation.objects.for_tenant(tenant)
+                .select_for_update()
+                .filter(id=claims.conversation_id, contact__isnull=True)
+                .first()
+            )
+            if conversation is not None:
+                conversation.contact = contact
+                conversation.save(update_fields=["contact", "updated_at"])
+                return SessionClaims(tenant.id, claims.visitor_id, claims.conversation_id, contact.id)
+            if not Conversation.objects.filter(id=claims.conversation_id).exists():
+                return SessionClaims(tenant.id, claims.visitor_id, claims.conversation_id, contact.id)
+    # Another customer's session, or none: the customer's own latest open conversation, or a new one.
+    latest = (
+        Conversation.objects.for_tenant(tenant)
+        .filter(contact=contact, channel=Conversation.Channel.WIDGET)
+        .exclude(status=Conversation.Status.CLOSED)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is not None:
+        return SessionClaims(tenant.id, latest.visitor_id, latest.id, contact.id)
+    return SessionClaims(tenant.id, uuid.uuid4(), uuid.uuid4(), contact.id)
+
+
+def conversation_start(
+    *, tenant: Tenant, contact: Contact | None = None, channel: str = Conversation.Channel.CLI
+) -> Conversation:
+    return Conversation.objects.create(tenant=tenant, contact=contact, channel=channel)
+
+
+def _conversation_lock(*, tenant: Tenant, claims: SessionClaims) -> Conversation:
+    """The session's conversation, locked for numbering; created on the first message of a session."""
+    conversation = (
+        Conversation.objects.for_tenant(tenant).select_for_update().filter(id=claims.conversation_id).first()
+    )
+    if conversation is None:
+        try:
+            with transaction.atomic():
+                Conversation.objects.create(
+                    id=claims.conversation_id,
+                    tenant=tenant,
+                    visitor_id=claims.visitor_id,
+                    contact_id=claims.contact_id,
+                    channel=Conversation.Channel.WIDGET,
+                )
+        except IntegrityError:
+            pass  # created concurrently by the same visitor's other tab
+        conversation = (
+            Conversation.objects.for_tenant(tenant)
+            .select_for_update()
+            .filter(id=claims.conversation_id)
+            .first()
+        )
+    if conversation is None or conversation.visitor_id != claims.visitor_id:
+        raise NotFound("This conversation no longer exists. Reload the page to start a new one.")
+    return conversation
+
+
+# ---- the event log ---------------------------------------------------------------------------------------
+
+
+def _event_append(
+    conversation: Conversation,
+    type: str,
+    *,
+    message: Message | None = None,
+    data: dict[str, Any] | None = None,
+) -> ConversationEvent:
+    """Appends an event to a conversation the caller holds locked (select_for_update) in its transaction."""
+    conversation.last_seq += 1
+    conversation.save(update_fields=["last_seq", "turn", "status", "last_message_at", "updated_at"])
+    event = ConversationEvent.objects.create(
+        tenant_id=conversation.tenant_id,
+        conversation=conversation,
+        seq=conversation.last_seq,
+        type=type,
+        message=message,
+        data=data or {},
+    )
+    transaction.on_commit(
+        lambda: conversation_publish(conversation=conversation, payload=event_render(event))
+    )
+    return event
+
+
+def conversation_publish(*, conversation: Conversation, payload: dict[str, Any]) -> None:
+    """Best-effort push to the conversation's sockets; they recover anything missed by `seq`."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            conversation_group(conversation.tenant_id, conversation.id),
+            {"type": "conv.event", "payload": payload},
+        )
+    except Exception as exc:
+        logger.warning("push to conversation %s failed: %s", conversation.id, exc.__class__.__name__)
+
+
+# ---- customer messages -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    message: Message
+    seq: int
+    created: bool  # False: this client_msg_id was stored before, nothing new happened
+
+
+def message_receive(*, tenant: Tenant, claims: SessionClaims, client_msg_id: str, text: str) -> Receipt:
+    """Stores a customer's message once (idempotent on client_msg_id) and starts a new turn."""
+    body = text.strip()
+    if not body:
+        raise BadRequest("The message is empty.")
+    if len(body) > settings.WIDGET_MAX_MESSAGE_CHARS:
+        limit = settings.WIDGET_MAX_MESSAGE_CHARS
+        raise MessageTooLong(f"Messages are limited to {limit} characters; this one has {len(body)}.")
+    duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
+    if duplicate is not None:
+        return duplicate
+    # Redaction takes tens of milliseconds: done before the row lock is taken. Fails closed.
+    redacted, findings = pii_redact_with_findings(body)
+    with transaction.atomic():
+        conversation = _conversation_lock(tenant=tenant, claims=claims)
+        duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
+        if duplicate is not None:
+            return duplicate
+        conversation.turn += 1
+        conversation.last_message_at = timezone.now()
+        message = Message.objects.create(
+            tenant=tenant,
+            conversation=conversation,
+            role=Message.Role.CUSTOMER,
+            client_msg_id=client_msg_id,
+            turn=conversation.turn,
+            text=body,
+            text_redacted=str(redacted),
+            pii_types=sorted({f.entity_type for f in findings}),
+        )
+        event = _event_append(conversation, "message.created", message=message)
+        turn = conversation.turn
+        transaction.on_commit(lambda: _turn_mark(conversation, turn))
+    return Receipt(message=message, seq=event.seq, created=True)
+
+
+def _receipt_existing(*, tenant: Tenant, claims: SessionClaims, client_msg_id: str) -> Receipt | None:
+    message = (
+        Message.objects.filter(
+            tenant=tenant, conversation_id=claims.conversation_id, client_msg_id=client_msg_id
+        )
+        .select_related("conversation")
+        .first()
+    )
+    if message is None:
+        return None
+    if message.conversation.visitor_id != claims.visitor_id:
+        raise NotFound()
+    event = ConversationEvent.objects.filter(conversation_id=message.conversation_id, message=message).first()
+    return Receipt(message=message, seq=event.seq if event else 0, created=False)
+
+
+def _turn_mark(conversation: Conversation, turn: int) -> None:
+    """Tells answers running in other processes that this turn superseded theirs."""
+    try:
+        state_redis().set(state_key("turn", conversation.tenant_id, conversation.id), turn, ex=3600)
+    except Exception as exc:
+        logger.warning("turn marker not written: %s", exc.__class__.__name__)
+
+
+def cli_message_receive(*, conversation: Conversation, client_msg_id: str, text: str) -> Receipt:
+    """`manage.py ask`: the same storage path for a conversation driven from the command line."""
+    claims = SessionClaims(
+        conversation.tenant_id, conversation.visitor_id, conversation.id, conversation.contact_id
+    )
+    return message_receive(tenant=conversation.tenant, claims=claims, client_msg_id=client_msg_id, text=text)
+
+
+def handoff_request(*, tenant: Tenant, claims: SessionClaims, reason: str) -> ConversationEvent:
+    with transaction.atomic():
+        conversation = _conversation_lock(tenant=tenant, claims=claims)
+        conversation.status = Conversation.Status.HANDOFF_REQUESTED
+        return _event_append(conversation, "handoff.requested", data={"reason": reason.strip()[:500]})
+
+
+# ---- assistant replies -----------------------------------------------------------------------------------
+
+
+def reply_start(
+    *, conversation_id: uuid.UUID, turn: int, retry_of: uuid.UUID | None = None
+) -> Message | None:
+    """A new streaming reply for `turn`, or None if a newer customer message has superseded the turn."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(id=conversation_id)
+        if conversation.turn != turn:
+            return None
+        if retry_of is not None:
+            latest = (
+                Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT)
+                .order_by("-created_at")
+                .first()
+            )
+            if (
+                latest is None
+                or latest.id != retry_of
+                or latest.status
+                not in (
+                    Message.Status.INTERRUPTED,
+                    Message.Status.FAILED,
+                )
+            ):
+                raise Conflict("Only the latest interrupted or failed answer can be tried again.")
+        message = Message.objects.create(
+            tenant_id=conversation.tenant_id,
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            turn=turn,
+            heartbeat_at=timezone.now(),
+        )
+        _event_append(conversation, "assistant.started", message=message, data={"turn": turn})
+    return message
+
+
+def reply_heartbeat(*, message: Message, partial_text: str) -> None:
+    """Keeps the partial text in the database about once a second, so a crash loses at most that much."""
+    Message.objects.filter(id=message.id, status=Message.Status.STREAMING).update(
+        text=partial_text, heartbeat_at=timezone.now()
+    )
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    status: str  # a Message.Status value
+    text: str
+    text_redacted: str = ""
+    citations: list[dict[str, Any]] | None = None
+    abstained: bool = False
+    offer_handoff: bool = False
+    error_code: str = ""
+    guardrail_reasons: tuple[str, ...] = ()
+    timings: dict[str, float] | None = None
+    model: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+EVENT_FOR_STATUS = {
+    Message.Status.COMPLETE: "assistant.completed",
+    Message.Status.INTERRUPTED: "assistant.interrupted",
+    Message.Status.FAILED: "assistant.failed",
+    Message.Status.SUPERSEDED: "assistant.superseded",
+}
+
+
+def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
+    """Saves the reply's final state and its event, once. A reply whose turn was superseded meanwhile is
+    saved as superseded instead: the customer has already moved on (I2: never a stale answer as final)."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(id=message.conversation_id)
+        current = Message.objects.select_for_update().get(id=message.id)
+        if current.status != Message.Status.STREAMING:
+            return current  # finished already (e.g. swept as interrupted after a stall)
+        status = outcome.status
+        if status == Message.Status.COMPLETE and conversation.turn != current.turn:
+            status = Message.Status.SUPERSEDED
+        current.status = status
+        current.text = outcome.text
+        current.text_redacted = outcome.text_redacted
+        current.citations = outcome.citations or []
+        current.abstained = outcome.abstained
+        current.offer_handoff = outcome.offer_handoff
+        current.error_code = outcome.error_code
+        current.guardrail_reasons = list(outcome.guardrail_reasons)
+        current.timings = outcome.timings or {}
+        current.model = outcome.model
+        current.prompt_tokens = outcome.prompt_tokens
+        current.completion_tokens = outcome.completion_tokens
+        current.heartbeat_at = None
+        current.save()
+        data: dict[str, Any] = {}
+        if status in (Message.Status.INTERRUPTED, Message.Status.FAILED):
+            data = {"code": outcome.error_code or "interrupted", "retryable": True}
+        _event_append(conversation, EVENT_FOR_STATUS[Message.Status(status)], message=current, data=data)
+    return current
+
+
+def trace_record(
+    *,
+    message: Message,
+    prompt: list[dict[str, str]],
+    retrieval: dict[str, Any],
+    input_check: dict[str, Any],
+    attempts: int = 0,
+    endpoint: str = "",
+) -> AssistantTrace:
+    trace, _ = AssistantTrace.objects.update_or_create(
+        message=message,
+        defaults={
+            "tenant_id": message.tenant_id,
+            "prompt": prompt,
+            "retrieval": retrieval,
+            "input_check": input_check,
+            "attempts": attempts,
+            "endpoint": endpoint,
+        },
+    )
+    return trace
+
+
+def replies_sweep_stale(*, conversation_id: uuid.UUID) -> int:
+    """Marks replies whose writer stopped beating (its process died) as interrupted, keeping their text."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=settings.ASSISTANT_STALE_SECONDS)
+    stale = list(
+        Message.objects.filter(
+            conversation_id=conversation_id, status=Message.Status.STREAMING, heartbeat_at__lt=cutoff
+        ).values_list("id", flat=True)
+    )
+    swept = 0
+    for message_id in stale:
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update().get(id=conversation_id)
+            message = Message.objects.select_for_update().get(id=message_id)
+            if message.status != Message.Status.STREAMING:
+                continue
+            message.status = Message.Status.INTERRUPTED
+            message.error_code = "interrupted"
+            message.heartbeat_at = None
+            message.save(update_fields=["status", "error_code", "heartbeat_at", "updated_at"])
+            _event_append(
+                conversation,
+                "assistant.interrupted",
+                message=message,
+                data={"code": "interrupted", "retryable": True},
+            )
+            swept += 1
+            logger.warning("assistant reply %s interrupted: its writer stopped (stale heartbeat)", message_id)
+    return swept
+
+
+def cli_conversation_open(
+    *, tenant: Tenant, customer: str | None, conversation_id: str | None
+) -> Conversation:
+    """`manage.py ask`: a conversation to continue (checked against the tenant and the customer), or a new
+    one, anonymous or as an existing verified customer (the operator vouches, as a company's HMAC does)."""
+    contact = None
+    if customer is not None:
+        contact = Contact.objects.for_tenant(tenant).filter(external_id=customer).first()
+        if contact is None:
+            raise NotFound(f"No customer with the external id {customer!r} in this company.")
+    if conversation_id is not None:
+        try:
+            key = uuid.UUID(conversation_id)
+        except ValueError:
+            raise BadRequest(f"{conversation_id!r} is not a conversation id.") from None
+        conversation = Conversation.objects.for_tenant(tenant).filter(id=key).first()
+        if conversation is None:
+            raise NotFound(f"No conversation {conversation_id} in this company.")
+        if contact is not None and conversation.contact_id != contact.id:
+            raise Conflict("That conversation belongs to another customer.")
+        return conversation
+    return conversation_start(tenant=tenant, contact=contact, channel=Conversation.Channel.CLI)

@@ -1,0 +1,156 @@
+"""Pushing one reply to the conversation's sockets while it is written, resumably.
+
+Each piece goes to a Redis string *before* it is pushed, so a socket that joins the group and then reads
+that string has every piece pushed before it joined, and receives every later one (docs/architecture/
+realtime.md). Offsets count UTF-16 code units, the length a browser's JavaScript string reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from apps.conversations.models import Message
+from apps.conversations.selectors import conversation_group
+from apps.conversations.services import reply_heartbeat
+from apps.core.redis import astate_redis, state_key
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_TTL_SECONDS = 3600
+HEARTBEAT_SECONDS = 1.0
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def streaming_key(tenant_id: object, conversation_id: object) -> str:
+    return state_key("streaming", tenant_id, conversation_id)
+
+
+def partial_key(tenant_id: object, conversation_id: object, message_id: object) -> str:
+    return state_key("partial", tenant_id, conversation_id, message_id)
+
+
+async def stream_snapshot(*, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> dict[str, Any] | None:
+    """The reply being written right now and its text so far, from Redis; None if none is (or Redis is
+    unreachable: the client then waits for the stored final text)."""
+    try:
+        client = astate_redis()
+        raw_id = await client.get(streaming_key(tenant_id, conversation_id))
+        if raw_id is None:
+            return None
+        message_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        text = await client.get(partial_key(tenant_id, conversation_id, message_id))
+    except Exception as exc:
+        logger.warning("stream snapshot unavailable: %s", exc.__class__.__name__)
+        return None
+    return {
+        "type": "assistant.snapshot",
+        "message_id": message_id,
+        "text": text.decode("utf-8", errors="replace") if isinstance(text, bytes) else (text or ""),
+    }
+
+
+class ReplyStream:
+    def __init__(self, *, message: Message, listener: Callable[[str], None] | None = None) -> None:
+        self.message = message
+        self.listener = listener  # `manage.py ask` prints the pieces as they come
+        self.text = ""
+        self.offset = 0  # UTF-16 units pushed so far
+        self.pieces = 0
+        self.first_piece_at: float | None = None
+        self.last_piece_at: float | None = None
+        self._group = conversation_group(message.tenant_id, message.conversation_id)
+        self._layer = get_channel_layer()
+        self._streaming_key = streaming_key(message.tenant_id, message.conversation_id)
+        self._partial_key = partial_key(message.tenant_id, message.conversation_id, message.id)
+        self._redis_ok = True
+        self._last_beat = time.monotonic()
+        self._beat: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        try:
+            client = astate_redis()
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(self._partial_key, b"", ex=PARTIAL_TTL_SECONDS)
+                pipe.set(self._streaming_key, str(self.message.id), ex=PARTIAL_TTL_SECONDS)
+                await pipe.execute()
+        except Exception as exc:
+            self._redis_ok = False
+            logger.warning(
+                "reply %s streams without a Redis snapshot: %s", self.message.id, exc.__class__.__name__
+            )
+
+    async def progress(self, stage: str) -> None:
+        await self._push(
+            "conv.delta", {"type": "assistant.progress", "message_id": str(self.message.id), "stage": stage}
+        )
+
+    async def append(self, piece: str) -> None:
+        if not piece:
+            return
+        now = time.monotonic()
+        if self.first_piece_at is None:
+            self.first_piece_at = now
+        self.last_piece_at = now
+        offset = self.offset
+        self.text += piece
+        self.offset += utf16_length(piece)
+        self.pieces += 1
+        if self.listener is not None:
+            self.listener(piece)
+        if self._redis_ok:
+            try:
+                await astate_redis().append(self._partial_key, piece.encode("utf-8"))
+            except Exception as exc:
+                self._redis_ok = False
+                logger.warning(
+                    "reply %s lost its Redis snapshot: %s", self.message.id, exc.__class__.__name__
+                )
+        await self._push(
+            "conv.delta",
+            {"type": "assistant.delta", "message_id": str(self.message.id), "offset": offset, "text": piece},
+        )
+        if now - self._last_beat >= HEARTBEAT_SECONDS and (self._beat is None or self._beat.done()):
+            self._last_beat = now
+            # Off the token path: a slow database write must not delay the next piece.
+            self._beat = asyncio.create_task(self._heartbeat(self.text))
+
+    async def _heartbeat(self, text: str) -> None:
+        try:
+            await database_sync_to_async(reply_heartbeat)(message=self.message, partial_text=text)
+        except Exception as exc:
+            logger.warning("heartbeat of reply %s failed: %s", self.message.id, exc.__class__.__name__)
+
+    async def _push(self, kind: str, payload: dict[str, Any]) -> None:
+        if self._layer is None:
+            return
+        try:
+            await self._layer.group_send(self._group, {"type": kind, "payload": payload})
+        except Exception as exc:
+            logger.warning("push to %s failed: %s", self._group, exc.__class__.__name__)
+
+    async def close(self) -> None:
+        if self._beat is not None and not self._beat.done():
+            await asyncio.gather(self._beat, return_exceptions=True)
+        if not self._redis_ok:
+            return
+        try:
+            client = astate_redis()
+            current = await client.get(self._streaming_key)
+            async with client.pipeline(transaction=False) as pipe:
+                if current is not None and current in (str(self.message.id), str(self.message.id).encode()):
+                    pipe.delete(self._streaming_key)
+                pipe.delete(self._partial_key)
+                await pipe.execute()
+        except Exception as exc:
+            logger.warning("reply %s snapshot not cleaned: %s", self.message.id, exc.__class__.__name__)

@@ -1,0 +1,94 @@
+"""End to end with the real local model (SmolLM2 through llama.cpp's server, as `make run` starts it):
+a question about an ingested, published document is answered over the widget socket with a citation."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from apps.conversations.models import AssistantTrace, Message
+from apps.llm.breaker import reset_breakers
+from helpdesk.stack import embedded
+from tests.conversations.conftest import asession_for, widget_connect
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_llm() -> Iterator[str]:
+    port = embedded.free_port()
+    log = Path(tempfile.mkdtemp(prefix="llm-")) / "llm.log"
+    child = embedded.llm_child(
+        port=port, model_alias="smollm2-135m-instruct", log_path=log, env={}, cwd=Path.cwd()
+    )
+    child.start()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        embedded.wait_until(
+            lambda: embedded.http_ready(f"{base_url}/models"), timeout=120, what="llm", child=child
+        )
+        yield base_url
+    finally:
+        child.stop()
+
+
+@pytest.fixture
+def local_model(real_llm: str, settings: Any) -> str:
+    settings.LLM_BASE_URL = real_llm
+    settings.LLM_MODEL = "smollm2-135m-instruct"
+    settings.LLM_MAX_TOKENS = 96
+    reset_breakers()
+    return real_llm
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.anyio
+async def test_the_real_model_answers_over_the_widget_socket_with_a_checked_citation(kb_tenant, local_model):
+    session = await asession_for(kb_tenant)
+    widget, _ = await widget_connect(kb_tenant, token=session.token)
+    await widget.send({"type": "message", "text": "Within how many days can I return a device for a refund?"})
+    final = await widget.until(
+        lambda f: f["type"] in ("assistant.completed", "assistant.failed", "assistant.interrupted"),
+        timeout=120,
+    )
+    await widget.close()
+    assert final["type"] == "assistant.completed", final
+    reply = final["message"]
+    deltas = "".join(f["text"] for f in widget.received if f["type"] == "assistant.delta")
+    assert deltas.strip()
+    assert reply["abstained"] is False
+    trace = await AssistantTrace.objects.aget(message_id=reply["id"])
+    retrieved = {p["chunk_id"] for p in trace.retrieval["passages"]}
+    assert reply["citations"], reply["text"]
+    assert {c["chunk_id"] for c in reply["citations"]} <= retrieved
+    assert {c["title"] for c in reply["citations"]} == {"refunds"}
+    stored = await Message.objects.aget(id=reply["id"])
+    assert stored.model == "smollm2-135m-instruct"
+    assert stored.completion_tokens
+    assert stored.completion_tokens > 0
+    assert stored.timings["ttft_ms"] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ask_runs_the_same_pipeline_and_prints_json(kb_tenant, local_model):
+    out = StringIO()
+    call_command(
+        "ask", "Is roaming in the European Union free?", "--tenant", kb_tenant.slug, "--json", stdout=out
+    )
+    result = json.loads(out.getvalue())
+    assert result["status"] == "complete"
+    assert result["abstained"] is False
+    assert result["answer"]
+    assert result["timings"]["time_to_first_token_ms"] > 0
+    assert result["timings"]["total_ms"] >= result["timings"]["time_to_first_token_ms"]
+    assert result["model"] == "smollm2-135m-instruct"
+    assert {p["chunk_id"] for p in result["retrieval"]["passages"]} >= {
+        c["chunk_id"] for c in result["citations"]
+    }
