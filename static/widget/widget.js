@@ -1,0 +1,1424 @@
+/*
+ * The customer chat widget. One file, no build step, no dependencies; a company embeds it with
+ *
+ *   <script src="https://desk.example/widget.js" data-widget-key="wk_..." async></script>
+ *
+ * The protocol is docs/architecture/realtime.md. The database is the truth: every event the widget must
+ * not miss carries a per-conversation `seq`, and the widget applies each `seq` once. Streamed text is a
+ * best-effort preview that the stored text replaces, so what the customer ends up seeing equals what the
+ * desk stored, however often the connection drops.
+ *
+ * Everything is rendered inside a shadow root with its own styles (px units, because `rem` follows the
+ * host page's root font size) and every piece of server or customer text goes in with textContent: the
+ * host page's CSS cannot reach in, ours cannot leak out, and message text can never become markup.
+ */
+(function () {
+  "use strict";
+
+  var SCRIPT = document.currentScript || findScript();
+  if (!SCRIPT || !window.fetch || !window.WebSocket || !document.documentElement.attachShadow) return;
+
+  var KEY = SCRIPT.getAttribute("data-widget-key") || "";
+  if (!KEY) {
+    warn("the script tag has no data-widget-key attribute, so the chat widget will not load.");
+    return;
+  }
+  var BASE = new URL("./", SCRIPT.src || window.location.href);
+  var TOKEN_KEY = "helpdesk:" + KEY;
+  var OUTBOX_KEY = TOKEN_KEY + ":outbox";
+  var OPEN_KEY = TOKEN_KEY + ":open";
+  var HOST_TAG = "helpdesk-widget";
+
+  var RECONNECT_BASE_MS = 500;
+  var RECONNECT_CAP_MS = 10000;
+  var SESSION_ATTEMPTS = 4;
+  var PING_MS = 20000;
+  var SILENCE_MS = 50000; // no frame at all for this long: the socket is probably half-open
+  var RESYNC_MIN_MS = 3000; // at most one reconnect-to-resync per this interval
+  var FETCH_TIMEOUT_MS = 15000;
+  var OUTBOX_MAX = 20;
+  var COUNTER_FROM = 0.8; // show the character counter from this share of the limit
+
+  // Every sentence a customer can meet, in one place. Codes are CONTRACTS.md §1, close codes the
+  // websocket's; values are strings or functions of the error's details.
+  var TEXT = {
+    codes: {
+      bad_request: "Sorry, we couldn't read that request. Please try again.",
+      unauthorized: "Your chat session has expired. We're starting a new one.",
+      forbidden: "Chat isn't available on this website.",
+      not_found: "We couldn't find that. It may have been removed.",
+      rate_limited: function (d) {
+        var s = d && Number(d.retry_after);
+        return s > 0
+          ? "You're sending messages too quickly. Please wait " + seconds(s) + " and try again."
+          : "You're sending messages too quickly. Please wait a moment and try again.";
+      },
+      message_too_long: function (d) {
+        return d && d.limit
+          ? "Your message is too long. Please shorten it to " + d.limit + " characters or fewer."
+          : "Your message is too long. Please shorten it and send it again.";
+      },
+      llm_unavailable: "Our assistant can't answer right now. Please try again in a moment, or talk to a person.",
+      temporarily_unavailable:
+        "We can't look up our policies right now, so we can't answer reliably. Please try again shortly, or talk to a person.",
+      interrupted: "This answer was cut off before it finished. You can try again.",
+      conflict: "That changed while we were working on it. Please try again.",
+      unknown: "Something went wrong on our side. Please try again.",
+    },
+    closes: {
+      4401: "Your chat session has expired. We're starting a new one.",
+      4403: "Chat isn't available on this website.",
+      1008: "The connection was closed because something we received wasn't allowed. Reconnecting…",
+      1009: "That message was too large to send. Please shorten it.",
+      1011: "Something went wrong on our side. Reconnecting…",
+    },
+    status: {
+      connecting: "Connecting…",
+      reconnecting: "Reconnecting…",
+      offline: "You're offline. We'll reconnect when you're back online.",
+      stopped: "Chat is unavailable right now. Please reload the page to try again.",
+    },
+    stage: {
+      looking_up: "Looking up our policies…",
+      thinking: "Typing…",
+    },
+  };
+
+  function sentence(code, details) {
+    var entry = TEXT.codes[code] || TEXT.codes.unknown;
+    return typeof entry === "function" ? entry(details || {}) : entry;
+  }
+
+  function seconds(s) {
+    var n = Math.ceil(s);
+    return n === 1 ? "1 second" : n + " seconds";
+  }
+
+  function warn(message) {
+    if (window.console && console.warn) console.warn("Helpdesk widget: " + message);
+  }
+
+  function findScript() {
+    var all = document.querySelectorAll("script[data-widget-key]");
+    for (var i = 0; i < all.length; i++) {
+      if (/\/widget\.js(\?|#|$)/.test(all[i].src || "")) return all[i];
+    }
+    return all[0] || null;
+  }
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) {
+      try {
+        return crypto.randomUUID();
+      } catch (e) {
+        /* insecure context: fall through */
+      }
+    }
+    var bytes = new Uint8Array(16);
+    if (window.crypto && crypto.getRandomValues) crypto.getRandomValues(bytes);
+    else for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) {
+      return (b + 0x100).toString(16).slice(1);
+    }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  // Storage can be blocked (third-party storage settings, sandboxed frames): the widget then simply
+  // forgets between page loads.
+  function store(kind) {
+    try {
+      return window[kind];
+    } catch (e) {
+      return null;
+    }
+  }
+  function readStore(kind, key) {
+    try {
+      var s = store(kind);
+      return s ? s.getItem(key) : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  function writeStore(kind, key, value) {
+    try {
+      var s = store(kind);
+      if (!s) return;
+      if (value === null) s.removeItem(key);
+      else s.setItem(key, value);
+    } catch (e) {
+      /* full or blocked */
+    }
+  }
+
+  function charCount(text) {
+    return Array.from(text).length; // the server counts code points, not UTF-16 units
+  }
+
+  function api(path) {
+    return new URL(path, BASE).toString();
+  }
+
+  function request(url, options) {
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, FETCH_TIMEOUT_MS) : null;
+    var init = Object.assign({ credentials: "omit", mode: "cors", cache: "no-store" }, options || {});
+    if (controller) init.signal = controller.signal;
+    return fetch(url, init).then(
+      function (response) {
+        if (timer) clearTimeout(timer);
+        return response
+          .json()
+          .catch(function () { return null; })
+          .then(function (body) {
+            return { status: response.status, ok: response.ok, body: body, headers: response.headers };
+          });
+      },
+      function (error) {
+        if (timer) clearTimeout(timer);
+        throw error;
+      }
+    );
+  }
+
+  // ---------------------------------------------------------------- session
+
+  var session = null; // the last answer of POST /session
+  var hadToken = false; // this browser chatted before: its conversation may be under way
+  var sessionAttempts = 0;
+  var lastResession = 0;
+
+  function identityFromScript() {
+    var externalId = SCRIPT.getAttribute("data-external-id");
+    var issuedAt = SCRIPT.getAttribute("data-issued-at");
+    var signature = SCRIPT.getAttribute("data-signature");
+    if (!externalId || !issuedAt || !signature) return null;
+    var identity = { external_id: externalId, issued_at: parseInt(issuedAt, 10), signature: signature };
+    var name = SCRIPT.getAttribute("data-name");
+    var email = SCRIPT.getAttribute("data-email");
+    if (name) identity.name = name;
+    if (email) identity.email = email;
+    return identity;
+  }
+
+  function startSession(token) {
+    return request(api("api/widget/v1/session"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ widget_key: KEY, token: token || null, identity: identityFromScript() }),
+    });
+  }
+
+  function boot() {
+    sessionAttempts += 1;
+    var previousToken = readStore("localStorage", TOKEN_KEY);
+    hadToken = !!previousToken;
+    startSession(previousToken).then(
+      function (answer) {
+        if (answer.ok && answer.body && answer.body.token) {
+          adoptSession(answer.body);
+          render();
+          return;
+        }
+        if (answer.status === 403) {
+          warn(
+            "this page's origin (" + window.location.origin + ") is not an allowed origin for widget key " +
+              KEY + ", so the chat widget will not load. Add the origin in the company's settings."
+          );
+          return;
+        }
+        if (answer.status === 404) {
+          warn("the widget key " + KEY + " is unknown or inactive, so the chat widget will not load.");
+          return;
+        }
+        if (answer.status === 400) {
+          warn("the desk refused the session request (" + describe(answer.body) + "); the chat widget will not load.");
+          return;
+        }
+        retryBoot(retryAfter(answer), "the desk answered " + answer.status);
+      },
+      function () {
+        // A refused origin gets no CORS header, which the browser reports exactly like a network error.
+        retryBoot(
+          0,
+          "could not reach the desk at " + BASE.origin + ", or this page's origin (" + window.location.origin +
+            ") is not allowed for widget key " + KEY
+        );
+      }
+    );
+  }
+
+  function retryBoot(afterMs, why) {
+    if (sessionAttempts >= SESSION_ATTEMPTS) {
+      warn(why + "; the chat widget will not load.");
+      return;
+    }
+    var delay = afterMs || backoff(sessionAttempts);
+    setTimeout(boot, delay);
+  }
+
+  function retryAfter(answer) {
+    var header = answer.headers && answer.headers.get("Retry-After");
+    var s = header ? parseInt(header, 10) : NaN;
+    return s > 0 ? s * 1000 : 0;
+  }
+
+  function describe(body) {
+    return body && body.code ? body.code + ": " + (body.message || "") : "no details";
+  }
+
+  function adoptSession(body) {
+    var previous = session;
+    session = body;
+    writeStore("localStorage", TOKEN_KEY, body.token);
+    if (body.identity && body.identity.status === "rejected") {
+      warn("the customer identity was rejected (" + (body.identity.reason || "no reason") + "); chatting anonymously.");
+    }
+    if (previous && previous.conversation_id !== body.conversation_id) resetConversation();
+  }
+
+  function resession() {
+    // The socket said the token is no longer good (4401): ask for a new session once in a while, never in
+    // a loop.
+    var now = Date.now();
+    if (now - lastResession < 30000) {
+      stop(TEXT.status.stopped);
+      return;
+    }
+    lastResession = now;
+    startSession(readStore("localStorage", TOKEN_KEY)).then(
+      function (answer) {
+        if (answer.ok && answer.body && answer.body.token) {
+          var before = session && session.conversation_id;
+          adoptSession(answer.body);
+          if (before !== answer.body.conversation_id && ui) showSystem(TEXT.closes[4401]);
+          scheduleReconnect(0);
+        } else if (answer.status === 403 || answer.status === 404) {
+          stop(TEXT.closes[4403]);
+        } else {
+          lastResession = 0;
+          scheduleReconnect();
+        }
+      },
+      function () {
+        lastResession = 0;
+        scheduleReconnect();
+      }
+    );
+  }
+
+  // ---------------------------------------------------------------- DOM
+
+  var STYLES = [
+    ":host { all: initial !important; }",
+    ".root { position: fixed; right: 16px; bottom: 16px; z-index: 2147483000; display: flex; flex-direction: column;",
+    "  align-items: flex-end; gap: 12px; font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif;",
+    "  color: #1b1f24; text-align: left; letter-spacing: normal; word-spacing: normal; text-transform: none;",
+    "  font-style: normal; font-weight: 400; direction: ltr; -webkit-font-smoothing: antialiased;",
+    // The box spans the page's width on narrow screens: only what it shows may catch the host's clicks.
+    "  pointer-events: none; }",
+    ".root > * { pointer-events: auto; }",
+    ".root *, .root *::before, .root *::after { box-sizing: border-box; }",
+    "button, textarea { font: inherit; letter-spacing: inherit; text-transform: none; }",
+    "[hidden] { display: none !important; }",
+    "button { appearance: none; margin: 0; cursor: pointer; border-radius: 8px; border: 2px solid #1746c2;",
+    "  background: #1746c2; color: #fff; padding: 6px 14px; font-weight: 600; line-height: 1.3; min-height: 36px; }",
+    "button:hover { background: #10379c; border-color: #10379c; }",
+    "button.secondary { background: #fff; color: #1746c2; }",
+    "button.secondary:hover { background: #eef3ff; }",
+    "button:disabled, button:disabled:hover { cursor: default; background: #eaeef2; border-color: #8c959f; color: #424a53; }",
+    ":focus { outline: none; }",
+    ":focus-visible { outline: 3px solid #111827; outline-offset: 2px; box-shadow: 0 0 0 2px #fff; }",
+    ".launcher { display: inline-flex; align-items: center; gap: 8px; border-radius: 999px; padding: 10px 18px;",
+    "  min-height: 48px; box-shadow: 0 4px 14px rgba(0,0,0,.25); font-size: 16px; position: relative; }",
+    ".launcher svg { width: 20px; height: 20px; flex: none; fill: currentColor; }",
+    ".unread { position: absolute; top: -2px; right: -2px; width: 14px; height: 14px; border-radius: 50%;",
+    "  background: #b42318; border: 2px solid #fff; }",
+    ".panel { width: 380px; max-width: calc(100vw - 32px); height: 580px; max-height: calc(100vh - 96px);",
+    "  display: flex; flex-direction: column; background: #fff; border: 1px solid #8c959f; border-radius: 12px;",
+    "  box-shadow: 0 12px 32px rgba(0,0,0,.28); overflow: hidden; position: relative; }",
+    ".head { display: flex; align-items: center; gap: 8px; padding: 10px 12px 10px 16px; background: #1746c2; color: #fff; }",
+    ".head h2 { margin: 0; font-size: 16px; font-weight: 700; flex: 1; min-width: 0; overflow-wrap: anywhere; }",
+    ".head .sub { display: block; font-size: 13px; font-weight: 400; }",
+    ".head button { background: transparent; border-color: transparent; color: #fff; padding: 4px 10px; font-size: 20px; line-height: 1; }",
+    ".head button:hover { background: #10379c; }",
+    ".head button:focus-visible { outline-color: #fff; box-shadow: 0 0 0 2px #1746c2; }",
+    ".status { margin: 0; padding: 4px 16px; font-size: 13px; background: #fff8c5; color: #3b2300; border-bottom: 1px solid #d4a72c; }",
+    ".status:empty { display: none; }",
+    ".log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 10px; background: #f6f8fa; }",
+    ".empty { color: #57606a; margin: auto 0; text-align: center; font-size: 14px; }",
+    ".msg { max-width: 88%; padding: 8px 12px; border-radius: 12px; overflow-wrap: anywhere; }",
+    ".msg.customer { align-self: flex-end; background: #1746c2; color: #fff; border-bottom-right-radius: 4px; }",
+    ".msg.customer[data-state=failed] { background: #ffebe9; color: #1b1f24; border: 1px solid #b42318; }",
+    ".msg.assistant { align-self: flex-start; background: #fff; border: 1px solid #d0d7de; border-bottom-left-radius: 4px; }",
+    ".who { display: block; font-size: 12px; font-weight: 700; color: #57606a; margin: 0 0 2px; }",
+    ".text { white-space: pre-wrap; margin: 0; }",
+    ".text:empty { display: none; }",
+    ".meta { display: block; margin: 4px 0 0; font-size: 12px; opacity: .9; }",
+    ".meta:empty { display: none; }",
+    ".notice { margin: 6px 0 0; font-size: 14px; color: #8a1c12; }",
+    ".notice:empty { display: none; }",
+    ".progress { display: flex; align-items: center; gap: 8px; font-size: 14px; color: #57606a; }",
+    ".progress:empty { display: none; }",
+    ".dots { display: inline-flex; gap: 4px; }",
+    ".dots span { width: 7px; height: 7px; border-radius: 50%; background: #57606a; animation: hd-blink 1.2s infinite ease-in-out; }",
+    ".dots span:nth-child(2) { animation-delay: .2s; } .dots span:nth-child(3) { animation-delay: .4s; }",
+    "@keyframes hd-blink { 0%, 80%, 100% { opacity: .25; } 40% { opacity: 1; } }",
+    ".citations { list-style: none; margin: 8px 0 0; padding: 0; display: flex; flex-direction: column; gap: 4px; }",
+    ".cite { background: #f6f8fa; color: #1746c2; border: 1px solid #8c959f; font-weight: 500; font-size: 13px;",
+    "  padding: 4px 8px; min-height: 32px; text-align: left; width: 100%; overflow-wrap: anywhere; }",
+    ".cite:hover { background: #eef3ff; }",
+    ".actions { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 8px; }",
+    ".actions:empty { display: none; }",
+    ".system { align-self: center; text-align: center; font-size: 14px; color: #1b1f24; background: #ddf4ff;",
+    "  border-radius: 8px; padding: 6px 12px; margin: 0; max-width: 95%; }",
+    ".system.error { background: #ffebe9; color: #8a1c12; }",
+    ".composer { border-top: 1px solid #d0d7de; padding: 8px 12px 12px; background: #fff; }",
+    ".composer label { display: block; font-size: 13px; font-weight: 600; margin: 0 0 4px; }",
+    "textarea { display: block; width: 100%; min-height: 44px; max-height: 140px; resize: vertical; padding: 8px 10px;",
+    "  border: 2px solid #57606a; border-radius: 8px; background: #fff; color: #1b1f24; margin: 0; }",
+    "textarea:focus-visible { outline: 3px solid #1746c2; outline-offset: 1px; box-shadow: none; }",
+    "textarea[aria-invalid=true] { border-color: #b42318; }",
+    ".row { display: flex; align-items: center; gap: 8px; margin-top: 8px; }",
+    ".hint { flex: 1; font-size: 12px; color: #57606a; }",
+    ".counter { font-size: 12px; color: #57606a; white-space: nowrap; }",
+    ".counter.over { color: #b42318; font-weight: 700; }",
+    ".composer-error { margin: 6px 0 0; font-size: 13px; color: #8a1c12; }",
+    ".composer-error:empty { display: none; }",
+    ".passage { position: absolute; inset: 0; background: rgba(27,31,36,.45); display: flex; align-items: flex-end; }",
+    ".passage-box { background: #fff; width: 100%; max-height: 85%; display: flex; flex-direction: column;",
+    "  border-top-left-radius: 12px; border-top-right-radius: 12px; border-top: 1px solid #8c959f; }",
+    ".passage-head { display: flex; align-items: flex-start; gap: 8px; padding: 12px 12px 8px 16px; border-bottom: 1px solid #d0d7de; }",
+    ".passage-titles { flex: 1; min-width: 0; }",
+    ".passage-head h3 { margin: 0; font-size: 15px; font-weight: 700; overflow-wrap: anywhere; }",
+    ".passage-meta { margin: 2px 0 0; font-size: 13px; color: #57606a; overflow-wrap: anywhere; }",
+    ".passage-text { padding: 12px 16px 16px; overflow-y: auto; white-space: pre-wrap; margin: 0; font-size: 14px; }",
+    ".vh { position: absolute !important; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;",
+    "  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }",
+    "@media (max-width: 480px) {",
+    "  .root { right: 8px; bottom: 8px; left: 8px; }",
+    "  .panel { width: 100%; max-width: none; height: calc(100vh - 84px); max-height: none; }",
+    "  .hint { display: none; }",
+    "}",
+    "@media (prefers-reduced-motion: reduce) {",
+    "  .root *, .root *::before, .root *::after { animation: none !important; transition: none !important; scroll-behavior: auto !important; }",
+    "  .dots span { opacity: .7; }",
+    "}",
+    "@media (forced-colors: active) { .msg, .panel, .system { border: 1px solid CanvasText; } }",
+  ].join("\n");
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (name) {
+        var value = attrs[name];
+        if (value === null || value === undefined || value === false) return;
+        if (name === "text") node.textContent = value;
+        else if (name === "className") node.className = value;
+        else node.setAttribute(name, value === true ? "" : value);
+      });
+    }
+    (children || []).forEach(function (child) {
+      if (child) node.appendChild(child);
+    });
+    return node;
+  }
+
+  var ui = null; // the rendered elements
+
+  function render() {
+    if (ui) return;
+    var tenantName = (session.tenant && session.tenant.name) || "us";
+    var host = document.createElement(HOST_TAG);
+    host.setAttribute("data-widget-key", KEY);
+    var root = host.attachShadow({ mode: "open" });
+    root.appendChild(el("style", { text: STYLES }));
+
+    var icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("aria-hidden", "true");
+    icon.setAttribute("focusable", "false");
+    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    icon.appendChild(path);
+
+    var unread = el("span", { className: "unread", hidden: true });
+    var launcher = el("button", {
+      type: "button",
+      className: "launcher",
+      "aria-expanded": "false",
+      "aria-controls": "hd-panel",
+      title: "Chat with " + tenantName,
+    });
+    launcher.appendChild(icon);
+    launcher.appendChild(el("span", { text: "Chat with us" }));
+    launcher.appendChild(unread);
+    var unreadLabel = el("span", { className: "vh", text: "" });
+    launcher.appendChild(unreadLabel);
+
+    var closeButton = el("button", { type: "button", className: "close", "aria-label": "Close chat", text: "\u00d7" });
+    var title = el("h2", { id: "hd-title" }, [
+      document.createTextNode(tenantName),
+      el("span", { className: "sub", text: "Support chat" }),
+    ]);
+    var status = el("p", { className: "status", role: "status", "aria-live": "polite" });
+    var empty = el("p", { className: "empty", text: "Ask us anything about our services. We usually answer in seconds." });
+    var log = el("div", {
+      className: "log",
+      role: "log",
+      "aria-live": "polite",
+      "aria-label": "Conversation",
+      tabindex: "0",
+    }, [empty]);
+
+    var textarea = el("textarea", {
+      id: "hd-input",
+      rows: "2",
+      "aria-describedby": "hd-hint hd-counter hd-error",
+      autocomplete: "off",
+    });
+    var counter = el("span", { id: "hd-counter", className: "counter" });
+    var composerError = el("p", { id: "hd-error", className: "composer-error", role: "alert" });
+    var send = el("button", { type: "submit", className: "send", text: "Send" });
+    var form = el("form", { className: "composer", novalidate: true }, [
+      el("label", { for: "hd-input", text: "Your message" }),
+      textarea,
+      el("div", { className: "row" }, [
+        el("span", { id: "hd-hint", className: "hint", text: "Enter sends, Shift+Enter adds a line" }),
+        counter,
+        send,
+      ]),
+      composerError,
+    ]);
+
+    var passageTitle = el("h3", { id: "hd-passage-title" });
+    var passageMeta = el("p", { id: "hd-passage-meta", className: "passage-meta" });
+    var passageClose = el("button", { type: "button", className: "secondary", text: "Close" });
+    var passageText = el("div", { className: "passage-text", tabindex: "0", role: "document" });
+    var passage = el("div", { className: "passage", hidden: true }, [
+      el("div", {
+        className: "passage-box",
+        role: "dialog",
+        "aria-modal": "true",
+        "aria-labelledby": "hd-passage-title",
+        "aria-describedby": "hd-passage-meta",
+      }, [
+        el("div", { className: "passage-head" }, [el("div", { className: "passage-titles" }, [passageTitle, passageMeta]), passageClose]),
+        passageText,
+      ]),
+    ]);
+
+    var panel = el("div", {
+      id: "hd-panel",
+      className: "panel",
+      role: "dialog",
+      "aria-label": "Chat with " + tenantName,
+      hidden: true,
+    }, [el("div", { className: "head" }, [title, closeButton]), status, log, form, passage]);
+
+    var wrapper = el("div", { className: "root" }, [panel, launcher]);
+    root.appendChild(wrapper);
+    document.body.appendChild(host);
+
+    ui = {
+      host: host,
+      root: root,
+      launcher: launcher,
+      unread: unread,
+      unreadLabel: unreadLabel,
+      panel: panel,
+      closeButton: closeButton,
+      status: status,
+      log: log,
+      empty: empty,
+      textarea: textarea,
+      counter: counter,
+      composerError: composerError,
+      form: form,
+      passage: passage,
+      passageTitle: passageTitle,
+      passageMeta: passageMeta,
+      passageText: passageText,
+      passageClose: passageClose,
+      passageReturn: null,
+    };
+
+    launcher.addEventListener("click", function () {
+      if (panel.hidden) openPanel();
+      else closePanel();
+    });
+    closeButton.addEventListener("click", closePanel);
+    log.addEventListener("scroll", function () {
+      following = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    });
+    wrapper.addEventListener("keydown", onKeydown);
+    textarea.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        submit();
+      }
+    });
+    textarea.addEventListener("input", updateCounter);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      submit();
+    });
+    passageClose.addEventListener("click", closePassage);
+    passage.addEventListener("click", function (event) {
+      if (event.target === passage) closePassage();
+    });
+
+    window.HelpdeskWidget = Object.freeze({ open: openPanel, close: closePanel });
+
+    restoreOutbox();
+    if (readStore("sessionStorage", OPEN_KEY) === "1") openPanel({ focus: false });
+    // A returning visitor may have a conversation under way: pick it up now rather than on first open.
+    if (hadToken) connect();
+  }
+
+  function openPanel(options) {
+    if (!ui) return;
+    ui.panel.hidden = false;
+    ui.launcher.setAttribute("aria-expanded", "true");
+    ui.unread.hidden = true;
+    ui.unreadLabel.textContent = "";
+    writeStore("sessionStorage", OPEN_KEY, "1");
+    connect();
+    scrollToEnd(true);
+    if (!options || options.focus !== false) ui.textarea.focus();
+  }
+
+  function closePanel() {
+    if (!ui || ui.panel.hidden) return;
+    closePassage({ restoreFocus: false });
+    ui.panel.hidden = true;
+    ui.launcher.setAttribute("aria-expanded", "false");
+    writeStore("sessionStorage", OPEN_KEY, null);
+    ui.launcher.focus();
+  }
+
+  function onKeydown(event) {
+    if (event.key === "Escape") {
+      if (!ui.passage.hidden) {
+        event.stopPropagation();
+        closePassage();
+      } else if (!ui.panel.hidden) {
+        event.stopPropagation();
+        closePanel();
+      }
+      return;
+    }
+    if (event.key === "Tab" && !ui.passage.hidden) trapFocus(event, ui.passage);
+  }
+
+  function trapFocus(event, container) {
+    var focusable = Array.prototype.filter.call(
+      container.querySelectorAll("button, [tabindex='0']"),
+      function (node) { return !node.disabled; }
+    );
+    if (!focusable.length) return;
+    var first = focusable[0];
+    var last = focusable[focusable.length - 1];
+    var active = ui.root.activeElement;
+    if (event.shiftKey && (active === first || focusable.indexOf(active) < 0)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (active === last || focusable.indexOf(active) < 0)) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
+  function setStatus(text) {
+    if (ui && ui.status.textContent !== text) ui.status.textContent = text || "";
+  }
+
+  // Follows new text while the customer is at the end of the conversation; leaves them alone when they
+  // have scrolled up to read something.
+  var following = true;
+
+  function scrollToEnd(force) {
+    if (!ui) return;
+    if (force || following) ui.log.scrollTop = ui.log.scrollHeight;
+  }
+
+  function markUnread() {
+    if (ui && ui.panel.hidden) {
+      ui.unread.hidden = false;
+      ui.unreadLabel.textContent = " (new reply)";
+    }
+  }
+
+  // ---------------------------------------------------------------- transcript state
+
+  var lastSeq = 0; // the highest stored event applied; a new page load replays from 0
+  var replayedUntil = 0; // events up to here were already there when the socket (re)connected
+  var highestSeen = 0;
+  var customers = {}; // client_msg_id -> customer message view
+  var replies = {}; // message_id -> assistant reply view
+  var superseded = {}; // message_id -> true
+  var handoffRequested = false;
+
+  function resetConversation() {
+    lastSeq = 0;
+    highestSeen = 0;
+    replayedUntil = 0;
+    customers = {};
+    replies = {};
+    superseded = {};
+    handoffRequested = false;
+    outbox = [];
+    saveOutbox();
+    if (ui) {
+      ui.log.textContent = "";
+      ui.log.appendChild(ui.empty);
+    }
+  }
+
+  // Stored items keep their seq order; pending customer messages stay after them until stored.
+  function placeStored(node) {
+    ui.empty.remove();
+    var pending = ui.log.querySelector(".msg.customer[data-state=pending]:not([data-stored])");
+    if (pending && pending !== node) ui.log.insertBefore(node, pending);
+    else if (node.parentNode !== ui.log || pending === node) ui.log.appendChild(node);
+    scrollToEnd(false);
+  }
+
+  function appendLocal(node) {
+    ui.empty.remove();
+    ui.log.appendChild(node);
+    scrollToEnd(true);
+  }
+
+  function customerView(clientMsgId, text) {
+    var view = customers[clientMsgId];
+    if (view) return view;
+    var textNode = el("p", { className: "text", text: text });
+    var meta = el("span", { className: "meta" });
+    var node = el("div", { className: "msg customer", "data-client-msg-id": clientMsgId }, [
+      el("span", { className: "vh", text: "You: " }),
+      textNode,
+      meta,
+    ]);
+    view = { node: node, text: textNode, meta: meta, id: null };
+    customers[clientMsgId] = view;
+    return view;
+  }
+
+  function setCustomerState(view, state, note) {
+    view.node.setAttribute("data-state", state);
+    view.meta.textContent = note || "";
+  }
+
+  function replyView(messageId) {
+    var view = replies[messageId];
+    if (view) return view;
+    var who = el("span", { className: "who", text: "Assistant" });
+    var progress = el("div", { className: "progress" });
+    var text = el("p", { className: "text" });
+    var notice = el("p", { className: "notice" });
+    var citations = el("ol", { className: "citations", "aria-label": "Sources", hidden: true });
+    var actions = el("div", { className: "actions" });
+    var node = el("div", {
+      className: "msg assistant",
+      "data-message-id": messageId,
+      "data-status": "streaming",
+    }, [who, progress, text, citations, notice, actions]);
+    view = {
+      id: messageId,
+      node: node,
+      progress: progress,
+      text: text,
+      notice: notice,
+      citations: citations,
+      actions: actions,
+      shown: "",
+      final: false,
+      resyncing: false,
+    };
+    replies[messageId] = view;
+    placeStored(node);
+    return view;
+  }
+
+  function setProgress(view, stage) {
+    view.progress.textContent = "";
+    if (!stage) return;
+    if (stage === "thinking" || !TEXT.stage[stage]) {
+      view.progress.appendChild(el("span", { className: "dots", "aria-hidden": "true" }, [
+        el("span"), el("span"), el("span"),
+      ]));
+      view.progress.appendChild(el("span", { className: "vh", text: TEXT.stage.thinking }));
+    } else {
+      view.progress.appendChild(el("span", { text: TEXT.stage[stage] }));
+    }
+  }
+
+  function showText(view, text) {
+    view.shown = text;
+    view.text.textContent = text;
+    if (text) setProgress(view, null);
+    scrollToEnd(false);
+  }
+
+  // ---------------------------------------------------------------- events
+
+  var STORED = {
+    "message.created": onMessageCreated,
+    "assistant.started": onStarted,
+    "assistant.completed": onFinished,
+    "assistant.interrupted": onFinished,
+    "assistant.failed": onFinished,
+    "assistant.superseded": onSuperseded,
+    "handoff.requested": onHandoffRequested,
+  };
+  var PUSHED = {
+    welcome: onWelcome,
+    ack: onAck,
+    "assistant.progress": onProgress,
+    "assistant.delta": onDelta,
+    "assistant.snapshot": onSnapshot,
+    error: onError,
+    pong: function () {},
+  };
+
+  function dispatch(frame) {
+    if (!frame || typeof frame.type !== "string") return;
+    if (PUSHED[frame.type]) {
+      PUSHED[frame.type](frame);
+      return;
+    }
+    if (typeof frame.seq !== "number") return; // an unknown pushed type: nothing to keep
+    applyStored(frame, false);
+  }
+
+  // Applies one stored event exactly once. A live event past a gap is dropped and the gap fetched from
+  // GET /events (which returns it too): the database is the truth, pushes are best effort.
+  function applyStored(event, fromCatchUp) {
+    if (event.seq <= lastSeq) return;
+    if (event.seq > highestSeen) highestSeen = event.seq;
+    if (!fromCatchUp && event.seq !== lastSeq + 1) {
+      catchUp();
+      return;
+    }
+    lastSeq = event.seq;
+    var handler = STORED[event.type];
+    if (handler) handler(event);
+  }
+
+  var catchingUp = false;
+
+  function catchUp() {
+    if (catchingUp || !session) return;
+    catchingUp = true;
+    var after = lastSeq;
+    request(api("api/widget/v1/events?after=" + after), {
+      headers: { Authorization: "Bearer " + session.token, Accept: "application/json" },
+    }).then(
+      function (answer) {
+        catchingUp = false;
+        if (answer.status === 401) {
+          resession();
+          return;
+        }
+        var events = answer.ok ? eventsOf(answer.body) : null;
+        if (!events) {
+          reconnectSoon(); // a reconnect replays from lastSeq as well
+          return;
+        }
+        events
+          .slice()
+          .sort(function (a, b) { return a.seq - b.seq; })
+          .forEach(function (event) { applyStored(event, true); });
+        // The socket may have moved on while this was read: never shorten the text it already showed.
+        var snapshot = answer.body && answer.body.snapshot;
+        if (snapshot && typeof snapshot.text === "string") {
+          var view = replies[snapshot.message_id];
+          if (!view || snapshot.text.length > view.shown.length) onSnapshot(snapshot);
+        }
+        if ((answer.body && answer.body.more) || highestSeen > lastSeq) catchUp();
+      },
+      function () {
+        catchingUp = false;
+        reconnectSoon();
+      }
+    );
+  }
+
+  function eventsOf(body) {
+    if (Array.isArray(body)) return body;
+    if (body && Array.isArray(body.events)) return body.events;
+    if (body && Array.isArray(body.results)) return body.results;
+    return null;
+  }
+
+  function onMessageCreated(event) {
+    var message = event.message || {};
+    var clientMsgId = message.client_msg_id || "srv:" + message.id;
+    var view = customerView(clientMsgId, message.text || "");
+    view.id = message.id;
+    view.text.textContent = message.text || "";
+    view.node.setAttribute("data-stored", "");
+    view.node.setAttribute("data-message-id", message.id);
+    setCustomerState(view, "sent", "");
+    dropFromOutbox(clientMsgId);
+    placeStored(view.node);
+    retireActions();
+  }
+
+  function onStarted(event) {
+    if (superseded[event.message_id]) return;
+    var view = replyView(event.message_id);
+    if (!view.final && !view.shown) setProgress(view, "thinking");
+    retireActions();
+  }
+
+  function onFinished(event) {
+    var message = event.message || {};
+    if (!message.id || superseded[message.id]) return;
+    var view = replyView(message.id);
+    view.final = true;
+    view.resyncing = false;
+    var status = message.status || event.type.split(".")[1];
+    if (status === "completed") status = "complete";
+    view.node.setAttribute("data-status", status);
+    setProgress(view, null);
+    showText(view, message.text || "");
+    renderCitations(view, message.citations || []);
+    view.notice.textContent = "";
+    view.actions.textContent = "";
+    var code = event.code || message.code;
+    if (status === "interrupted" || status === "failed") {
+      view.notice.textContent = sentence(code || (status === "interrupted" ? "interrupted" : "llm_unavailable"), event);
+      if (event.retryable !== false) {
+        view.actions.appendChild(actionButton("Try again", "retry", "Trying again…", function (id) {
+          return { type: "retry", message_id: message.id, client_msg_id: id };
+        }));
+      }
+    }
+    var offer = event.offer_handoff === true || message.offer_handoff === true;
+    if (offer && !handoffRequested) {
+      view.actions.appendChild(actionButton("Talk to a person", "handoff", "Asking a person…", function (id) {
+        return { type: "handoff.request", client_msg_id: id };
+      }));
+    }
+    if (welcomed && event.seq > replayedUntil) markUnread();
+    scrollToEnd(false);
+  }
+
+  // A button that sends one frame; it stays disabled unless the desk refuses the frame.
+  function actionButton(label, kind, busyLabel, frameFor) {
+    var button = el("button", { type: "button", className: "secondary " + kind, text: label });
+    button.addEventListener("click", function () {
+      var id = uuid();
+      button.disabled = true;
+      button.textContent = busyLabel;
+      pendingActions[id] = { button: button, label: label };
+      sendFrame(frameFor(id), true);
+    });
+    return button;
+  }
+
+  // A newer turn started: "Try again" on an older reply would answer a stale question.
+  function retireActions() {
+    if (!ui) return;
+    ui.log.querySelectorAll("button.retry").forEach(function (button) {
+      var actions = button.parentNode;
+      button.remove();
+      if (actions && !actions.children.length) actions.textContent = "";
+    });
+  }
+
+  function renderCitations(view, citations) {
+    view.citations.textContent = "";
+    view.citations.hidden = !citations.length;
+    citations.forEach(function (citation, index) {
+      var parts = ["[" + (citation.n || index + 1) + "] " + (citation.title || "Source")];
+      if (citation.version !== undefined && citation.version !== null) parts.push("v" + citation.version);
+      var section = Array.isArray(citation.section) ? citation.section.join(" \u203a ") : citation.section;
+      if (section) parts.push(section);
+      if (citation.page) parts.push("p. " + citation.page);
+      var button = el("button", {
+        type: "button",
+        className: "cite",
+        "data-chunk-id": citation.chunk_id,
+        "aria-haspopup": "dialog",
+        text: parts.join(" \u00b7 "),
+      });
+      button.addEventListener("click", function () { openPassage(citation, button); });
+      view.citations.appendChild(el("li", null, [button]));
+    });
+  }
+
+  function onSuperseded(event) {
+    superseded[event.message_id] = true;
+    var view = replies[event.message_id];
+    if (view) {
+      view.node.remove();
+      delete replies[event.message_id];
+    }
+  }
+
+  function onHandoffRequested() {
+    handoffRequested = true;
+    ui.log.querySelectorAll("button.handoff").forEach(function (button) { button.remove(); });
+    var line = el("p", { className: "system handoff-note", text: "We've asked a person to join. They'll reply here as soon as they can." });
+    placeStored(line);
+  }
+
+  function onWelcome(frame) {
+    welcomed = true;
+    attempts = 0;
+    replayedUntil = Math.max(replayedUntil, Number(frame.last_seq) || 0);
+    setStatus("");
+    if (frame.conversation_id && session && frame.conversation_id !== session.conversation_id) {
+      session.conversation_id = frame.conversation_id;
+      resetConversation();
+    }
+    flushOutbox();
+  }
+
+  function onAck(frame) {
+    var view = customers[frame.client_msg_id];
+    if (view) {
+      view.id = frame.message_id;
+      view.node.setAttribute("data-message-id", frame.message_id);
+      setCustomerState(view, "sent", "");
+    }
+    dropFromOutbox(frame.client_msg_id);
+    inFlight[frame.client_msg_id] = false;
+    delete pendingActions[frame.client_msg_id];
+  }
+
+  function onProgress(frame) {
+    if (superseded[frame.message_id]) return;
+    var view = replyView(frame.message_id);
+    if (view.final || view.shown) return;
+    setProgress(view, frame.stage);
+  }
+
+  // The offset rule: a piece that starts inside the shown text is trimmed to its new part, one that
+  // starts past the end would leave a gap and is not shown; a snapshot (after a reconnect) or the stored
+  // text fills it.
+  function onDelta(frame) {
+    if (superseded[frame.message_id]) return;
+    var view = replyView(frame.message_id);
+    if (view.final || typeof frame.text !== "string") return;
+    var offset = Number(frame.offset) || 0;
+    var shownLength = view.shown.length;
+    if (offset > shownLength) {
+      if (!view.resyncing) {
+        view.resyncing = true;
+        resync();
+      }
+      return;
+    }
+    var fresh = frame.text.slice(shownLength - offset);
+    if (!fresh) return;
+    showText(view, view.shown + fresh);
+  }
+
+  function onSnapshot(frame) {
+    if (superseded[frame.message_id]) return;
+    var view = replyView(frame.message_id);
+    if (view.final || typeof frame.text !== "string") return;
+    view.resyncing = false;
+    showText(view, frame.text);
+  }
+
+  function onError(frame) {
+    var text = sentence(frame.code, frame);
+    var action = frame.client_msg_id && pendingActions[frame.client_msg_id];
+    if (action) {
+      delete pendingActions[frame.client_msg_id];
+      action.button.disabled = false;
+      action.button.textContent = action.label;
+    }
+    var view = frame.client_msg_id && customers[frame.client_msg_id];
+    if (view) {
+      inFlight[frame.client_msg_id] = false;
+      if (frame.code === "rate_limited" && frame.retryable !== false) {
+        // Kept in the outbox and sent again once the wait is over.
+        setCustomerState(view, "pending", text);
+        var wait = Math.max(1, Number(frame.retry_after) || 5) * 1000;
+        setTimeout(flushOutbox, wait);
+        showSystem(text, "error");
+        return;
+      }
+      setCustomerState(view, "failed", "Not sent. " + text);
+      dropFromOutbox(frame.client_msg_id);
+      if (frame.code === "message_too_long" && !ui.textarea.value) {
+        ui.textarea.value = view.text.textContent;
+        updateCounter();
+      }
+      return;
+    }
+    if (frame.code === "unauthorized" && !welcomed) {
+      reconnectSoon();
+      return;
+    }
+    showSystem(text, "error");
+  }
+
+  function showSystem(text, kind) {
+    var line = el("p", { className: "system" + (kind ? " " + kind : ""), "data-kind": "notice", text: text });
+    appendLocal(line);
+  }
+
+  // ---------------------------------------------------------------- outbox
+
+  var outbox = []; // {client_msg_id, text, conversation_id}: sent again after every (re)connect until acked
+  var inFlight = {}; // client_msg_id -> sent on the current socket and not answered yet
+  var actions = []; // retry / handoff frames waiting for a connection (not kept across page loads)
+  var pendingActions = {}; // client_msg_id -> the button that sent it, until acknowledged
+
+  function saveOutbox() {
+    writeStore("localStorage", OUTBOX_KEY, outbox.length ? JSON.stringify(outbox) : null);
+  }
+
+  function restoreOutbox() {
+    var saved;
+    try {
+      saved = JSON.parse(readStore("localStorage", OUTBOX_KEY) || "[]");
+    } catch (e) {
+      saved = [];
+    }
+    outbox = (Array.isArray(saved) ? saved : []).filter(function (item) {
+      return item && item.client_msg_id && typeof item.text === "string" && item.conversation_id === session.conversation_id;
+    }).slice(-OUTBOX_MAX);
+    outbox.forEach(function (item) {
+      var view = customerView(item.client_msg_id, item.text);
+      setCustomerState(view, "pending", "Sending…");
+      appendLocal(view.node);
+    });
+    saveOutbox();
+  }
+
+  function dropFromOutbox(clientMsgId) {
+    var before = outbox.length;
+    outbox = outbox.filter(function (item) { return item.client_msg_id !== clientMsgId; });
+    if (outbox.length !== before) saveOutbox();
+  }
+
+  function flushOutbox() {
+    if (!isOpen()) return;
+    outbox.forEach(function (item) {
+      if (inFlight[item.client_msg_id]) return;
+      inFlight[item.client_msg_id] = true;
+      rawSend({ type: "message", text: item.text, client_msg_id: item.client_msg_id });
+    });
+    while (actions.length && isOpen()) rawSend(actions.shift());
+  }
+
+  function sendFrame(frame, queue) {
+    if (isOpen()) rawSend(frame);
+    else if (queue) {
+      actions.push(frame);
+      connect();
+    }
+  }
+
+  function submit() {
+    var raw = ui.textarea.value;
+    var text = raw.trim();
+    var limit = maxChars();
+    ui.composerError.textContent = "";
+    ui.textarea.removeAttribute("aria-invalid");
+    if (!text) return;
+    if (charCount(text) > limit) {
+      ui.composerError.textContent = sentence("message_too_long", { limit: limit });
+      ui.textarea.setAttribute("aria-invalid", "true");
+      return;
+    }
+    if (outbox.length >= OUTBOX_MAX) {
+      ui.composerError.textContent = sentence("rate_limited");
+      return;
+    }
+    var clientMsgId = uuid();
+    var view = customerView(clientMsgId, text);
+    setCustomerState(view, "pending", "Sending…");
+    appendLocal(view.node);
+    outbox.push({ client_msg_id: clientMsgId, text: text, conversation_id: session.conversation_id });
+    saveOutbox();
+    ui.textarea.value = "";
+    updateCounter();
+    connect();
+    flushOutbox();
+  }
+
+  function maxChars() {
+    var limit = session && session.limits && Number(session.limits.max_message_chars);
+    return limit > 0 ? limit : 2000;
+  }
+
+  function updateCounter() {
+    var limit = maxChars();
+    var used = charCount(ui.textarea.value.trim());
+    if (used < limit * COUNTER_FROM) {
+      ui.counter.textContent = "";
+      ui.counter.classList.remove("over");
+      if (ui.textarea.getAttribute("aria-invalid")) {
+        ui.textarea.removeAttribute("aria-invalid");
+        ui.composerError.textContent = "";
+      }
+      return;
+    }
+    var left = limit - used;
+    ui.counter.classList.toggle("over", left < 0);
+    ui.counter.textContent = left >= 0
+      ? left + (left === 1 ? " character left" : " characters left")
+      : -left + (left === -1 ? " character too many" : " characters too many");
+    if (left >= 0 && ui.textarea.getAttribute("aria-invalid")) {
+      ui.textarea.removeAttribute("aria-invalid");
+      ui.composerError.textContent = "";
+    }
+  }
+
+  // ---------------------------------------------------------------- passages
+
+  function openPassage(citation, button) {
+    ui.passageReturn = button;
+    ui.passage.hidden = false;
+    ui.passageTitle.textContent = citation.title || "Source";
+    var meta = [];
+    if (citation.version !== undefined && citation.version !== null) meta.push("Version " + citation.version);
+    var section = Array.isArray(citation.section) ? citation.section.join(" \u203a ") : citation.section;
+    if (section) meta.push(section);
+    if (citation.page) meta.push("Page " + citation.page);
+    ui.passageMeta.textContent = meta.join(" \u00b7 ");
+    ui.passageText.textContent = "Loading the passage…";
+    ui.passageText.setAttribute("aria-busy", "true");
+    ui.passageClose.focus();
+    var chunk = citation.chunk_id;
+    request(api("api/widget/v1/passages/" + encodeURIComponent(chunk)), {
+      headers: { Authorization: "Bearer " + session.token, Accept: "application/json" },
+    }).then(
+      function (answer) {
+        if (ui.passage.hidden || ui.passageReturn !== button) return;
+        ui.passageText.removeAttribute("aria-busy");
+        if (answer.ok && answer.body && typeof answer.body.text === "string") {
+          ui.passageText.textContent = answer.body.text;
+        } else {
+          var code = (answer.body && answer.body.code) || (answer.status === 404 ? "not_found" : "unknown");
+          ui.passageText.textContent = sentence(code, { retry_after: retryAfter(answer) / 1000 });
+        }
+      },
+      function () {
+        if (ui.passage.hidden) return;
+        ui.passageText.removeAttribute("aria-busy");
+        ui.passageText.textContent = sentence("temporarily_unavailable");
+      }
+    );
+  }
+
+  function closePassage(options) {
+    if (!ui || ui.passage.hidden) return;
+    ui.passage.hidden = true;
+    var back = ui.passageReturn;
+    ui.passageReturn = null;
+    if (back && (!options || options.restoreFocus !== false) && back.isConnected) back.focus();
+  }
+
+  // ---------------------------------------------------------------- websocket
+
+  var socket = null;
+  var welcomed = false;
+  var attempts = 0;
+  var reconnectTimer = null;
+  var pingTimer = null;
+  var lastHeard = 0;
+  var lastResync = 0;
+  var resyncTimer = null;
+  var stopped = false;
+
+  function isOpen() {
+    return socket && socket.readyState === WebSocket.OPEN && welcomed;
+  }
+
+  function backoff(n) {
+    var ceiling = Math.min(RECONNECT_CAP_MS, RECONNECT_BASE_MS * Math.pow(2, Math.max(0, n - 1)));
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2)); // jitter: spread reconnect storms
+  }
+
+  function socketUrl() {
+    var url = new URL(session.websocket_path || "ws/widget/?key=" + encodeURIComponent(KEY), BASE);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.toString();
+  }
+
+  function connect() {
+    if (stopped || !session || socket || reconnectTimer) return;
+    setStatus(attempts ? TEXT.status.reconnecting : lastSeq ? "" : TEXT.status.connecting);
+    welcomed = false;
+    inFlight = {};
+    var ws;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.onopen = function () {
+      if (socket !== ws) return;
+      lastHeard = Date.now();
+      rawSend({ type: "hello", token: session.token, last_seq: lastSeq, client_msg_id: uuid() });
+      startPing();
+    };
+    ws.onmessage = function (event) {
+      if (socket !== ws) return;
+      lastHeard = Date.now();
+      if (typeof event.data !== "string") return;
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      dispatch(frame);
+    };
+    ws.onclose = function (event) {
+      if (socket !== ws) return;
+      socket = null;
+      welcomed = false;
+      stopPing();
+      onClosed(event.code);
+    };
+    ws.onerror = function () {
+      /* onclose follows */
+    };
+  }
+
+  function onClosed(code) {
+    if (code === 4403) {
+      stop(TEXT.closes[4403]);
+      return;
+    }
+    if (code === 4401) {
+      setStatus(TEXT.closes[4401]);
+      resession();
+      return;
+    }
+    if (code === 1009) {
+      // The frame was too big for the desk: sending it again would only close the socket again.
+      var last = outbox[outbox.length - 1];
+      if (last) {
+        var view = customers[last.client_msg_id];
+        if (view) setCustomerState(view, "failed", "Not sent. " + TEXT.closes[1009]);
+        dropFromOutbox(last.client_msg_id);
+      }
+      showSystem(TEXT.closes[1009], "error");
+    }
+    if (code === 4000) {
+      scheduleReconnect(0); // our own resync
+      return;
+    }
+    scheduleReconnect();
+    if (TEXT.closes[code] && code !== 1009) setStatus(TEXT.closes[code]);
+  }
+
+  function scheduleReconnect(delay) {
+    if (stopped || reconnectTimer) return;
+    attempts += 1;
+    if (navigator.onLine === false) {
+      setStatus(TEXT.status.offline);
+      return; // the `online` event reconnects
+    }
+    if (!ui || !ui.status.textContent || ui.status.textContent === TEXT.status.connecting) {
+      setStatus(TEXT.status.reconnecting);
+    }
+    reconnectTimer = setTimeout(function () {
+      reconnectTimer = null;
+      connect();
+    }, delay === undefined ? backoff(attempts) : delay);
+  }
+
+  function reconnectSoon() {
+    if (socket) {
+      try {
+        socket.close(4000, "resync");
+      } catch (e) {
+        socket = null;
+        scheduleReconnect(0);
+      }
+    } else {
+      scheduleReconnect();
+    }
+  }
+
+  // A gap in the streamed text: a reconnect brings a snapshot. Bounded so a confused stream cannot
+  // turn into a reconnect loop; the stored text replaces everything at the end anyway.
+  function resync() {
+    if (resyncTimer) return;
+    var wait = lastResync + RESYNC_MIN_MS - Date.now();
+    resyncTimer = setTimeout(function () {
+      resyncTimer = null;
+      if (!needsResync()) return; // a snapshot or the stored text arrived meanwhile
+      lastResync = Date.now();
+      reconnectSoon();
+    }, Math.max(0, wait));
+  }
+
+  function needsResync() {
+    return Object.keys(replies).some(function (id) {
+      return replies[id].resyncing && !replies[id].final;
+    });
+  }
+
+  function stop(text) {
+    stopped = true;
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    stopPing();
+    if (socket) {
+      var ws = socket;
+      socket = null;
+      try { ws.close(); } catch (e) { /* already closing */ }
+    }
+    setStatus(text);
+  }
+
+  function rawSend(frame) {
+    try {
+      socket.send(JSON.stringify(frame));
+    } catch (e) {
+      /* the close handler reconnects and the outbox sends it again */
+    }
+  }
+
+  function startPing() {
+    stopPing();
+    pingTimer = setInterval(function () {
+      if (!socket || socket.readyState !== WebSocket.OPEN) return;
+      if (Date.now() - lastHeard > SILENCE_MS) {
+        reconnectSoon();
+        return;
+      }
+      rawSend({ type: "ping", client_msg_id: uuid() });
+    }, PING_MS);
+  }
+
+  function stopPing() {
+    if (pingTimer) clearInterval(pingTimer);
+    pingTimer = null;
+  }
+
+  window.addEventListener("online", function () {
+    if (stopped || socket || !session) return;
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    if (ui && (ui.status.textContent === TEXT.status.offline)) setStatus(TEXT.status.reconnecting);
+    connect();
+  });
+  window.addEventListener("offline", function () {
+    setStatus(TEXT.status.offline);
+  });
+
+  // ---------------------------------------------------------------- start
+
+  if (document.querySelector(HOST_TAG + "[data-widget-key='" + KEY.replace(/['\\]/g, "") + "']")) return;
+  if (document.body) boot();
+  else document.addEventListener("DOMContentLoaded", boot);
+})();
