@@ -32,12 +32,12 @@ from apps.audit import metrics
 from apps.conversations import selectors, services
 from apps.conversations.citations import citations_check
 from apps.conversations.models import Message
-from apps.conversations.prompting import HistoryItem, passage_label, prompt_build
+from apps.conversations.prompting import STOP_SEQUENCES, HistoryItem, passage_label, prompt_build
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.stream import ReplyStream
 from apps.core.errors import Conflict
 from apps.core.redis import astate_redis, state_key
-from apps.guardrails.input_checks import InputVerdict, input_check
+from apps.guardrails.input_checks import InputVerdict, input_check, neutralize_untrusted
 from apps.guardrails.pii import RedactedText, pii_redact
 from apps.knowledge.selectors import Retrieval, RetrievalUnavailable, knowledge_search
 from apps.knowledge.services import knowledge_gap_record
@@ -61,6 +61,7 @@ ABUSE_TEXT = (
 REFUSED_TEXT = "I can't help with that here. Would you like me to connect you with a person?"
 UNGROUNDED_NOTE = "\n\n(I couldn't match this answer to a specific policy. A person can confirm it for you.)"
 TURN_POLL_SECONDS = 0.25
+
 
 # Answers running in this process, by conversation: a newer message cancels the older answer at once.
 _running: dict[uuid.UUID, tuple[asyncio.Task[Any], Run]] = {}
@@ -263,7 +264,11 @@ class _Answer:
         t = time.monotonic()
         try:
             self.llm = await chat_stream(
-                built.messages, on_delta=self._delta, max_tokens=settings.LLM_MAX_TOKENS
+                built.messages,
+                on_delta=self._delta,
+                max_tokens=settings.LLM_MAX_TOKENS,
+                temperature=settings.LLM_TEMPERATURE,
+                stop=STOP_SEQUENCES,
             )
         except LLMCallError as exc:
             return await self._llm_failed(exc)
@@ -276,7 +281,8 @@ class _Answer:
         await self._trace(
             prompt_rows, self.retrieval_info, attempts=self.llm.attempts, endpoint=self.llm.endpoint
         )
-        checked = citations_check(self.stream.text, retrieval.passages)
+        # Whatever of the prompt's markup the model echoed does not belong in the stored answer.
+        checked = citations_check(neutralize_untrusted(self.stream.text).strip(), retrieval.passages)
         text = checked.text if checked.grounded else checked.text + UNGROUNDED_NOTE
         return ReplyOutcome(
             status=Message.Status.COMPLETE,

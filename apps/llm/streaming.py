@@ -116,6 +116,7 @@ async def chat_stream(
     on_delta: Callable[[str], Awaitable[None]],
     max_tokens: int,
     temperature: float = 0.2,
+    stop: Sequence[str] = (),
     model: str | None = None,
     base_url: str | None = None,
 ) -> StreamOutcome:
@@ -150,6 +151,7 @@ async def chat_stream(
                 params=params,
                 max_tokens=max_tokens,
                 temperature=temperature,
+                stop=list(stop),
             )
         except _Refused as exc:
             breaker.record_success()  # the endpoint works; the model declined
@@ -242,6 +244,7 @@ async def _stream_once(
     params: list[ChatCompletionMessageParam],
     max_tokens: int,
     temperature: float,
+    stop: list[str],
 ) -> None:
     """One request. Raises an `_EndpointFault` subclass; whatever else is raised (cancellation,
     `on_delta`'s errors) propagates after the HTTP stream is closed."""
@@ -261,6 +264,8 @@ async def _stream_once(
                     max_tokens=max_tokens,
                     temperature=temperature,
                     stream=True,
+                    # Most servers accept at most 4 stop sequences.
+                    stop=stop[:4] or openai.omit,
                     # Servers that ignore it just send no usage chunk: then the chunks are counted.
                     stream_options={"include_usage": True},
                     timeout=openai.Timeout(backstop, connect=CONNECT_TIMEOUT_SECONDS),

