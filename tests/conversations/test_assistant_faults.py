@@ -275,3 +275,22 @@ async def test_a_tenant_over_its_daily_token_budget_gets_a_notice_not_an_answer(
     assert len(fake_llm.chat_requests) == calls
     await _invariants(session.claims.conversation_id, widget.received)
     await widget.close()
+
+
+async def test_a_newer_message_stored_by_another_process_stops_this_answer_through_redis(kb_tenant, fake_llm):
+    from apps.core.redis import astate_redis, state_key
+
+    fake_llm.reply_text = "EU roaming is included at no extra charge on all plans, switch it on first [1]."
+    fake_llm.token_delay = 0.1
+    session = await asession_for(kb_tenant)
+    widget, _ = await widget_connect(kb_tenant, token=session.token)
+    await widget.send({"type": "message", "text": "Is roaming in the EU free?", "client_msg_id": "a"})
+    started = await widget.until(lambda f: f["type"] == "assistant.delta")
+    # Another web process stored turn 2: all this process learns of it is the Redis turn marker.
+    await astate_redis().set(state_key("turn", kb_tenant.id, session.claims.conversation_id), 2, ex=60)
+    superseded = await widget.until(lambda f: f["type"] == "assistant.superseded", timeout=5)
+    assert superseded["message_id"] == started["message_id"]
+    reply = await Message.objects.aget(id=started["message_id"])
+    assert reply.status == "superseded"
+    assert len(reply.text) < len(fake_llm.reply_text)  # stopped mid-answer, text kept for the record
+    await widget.close()
