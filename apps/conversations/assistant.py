@@ -160,6 +160,7 @@ async def assistant_turn_run(
 
 
 async def _finish(answer: _Answer, outcome: ReplyOutcome) -> Message:
+    await answer.stream.flush()  # the last batched pieces go out before the final event
     if outcome.text and not outcome.text_redacted:
         redacted = await sync_to_async(pii_redact, thread_sensitive=False)(outcome.text)
         outcome = _with(outcome, text_redacted=str(redacted))
