@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -170,8 +171,10 @@ class WidgetConsumer(BaseConsumer):
         await rate_limit_check(
             rate_limits_for_message(tenant=self.tenant, claims=self.claims, ip=str(client[0]))
         )
+        # Validation and Presidio off the thread every database call shares: other conversations keep moving.
+        prepared = await sync_to_async(services.message_prepare, thread_sensitive=False)(text=frame.text)
         receipt = await database_sync_to_async(services.message_receive)(
-            tenant=self.tenant, claims=self.claims, client_msg_id=frame.client_msg_id, text=frame.text
+            tenant=self.tenant, claims=self.claims, client_msg_id=frame.client_msg_id, prepared=prepared
         )
         await self.send_json(
             {

@@ -33,7 +33,7 @@ from apps.conversations.models import AssistantTrace, Conversation, Conversation
 from apps.conversations.selectors import conversation_group, event_render
 from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound
 from apps.core.redis import state_key, state_redis
-from apps.guardrails.pii import pii_redact_with_findings
+from apps.guardrails.pii import PIIFinding, RedactedText, pii_redact_with_findings
 
 logger = logging.getLogger(__name__)
 
@@ -196,19 +196,42 @@ class Receipt:
     created: bool  # False: this client_msg_id was stored before, nothing new happened
 
 
-def message_receive(*, tenant: Tenant, claims: SessionClaims, client_msg_id: str, text: str) -> Receipt:
-    """Stores a customer's message once (idempotent on client_msg_id) and starts a new turn."""
+@dataclass(frozen=True)
+class PreparedText:
+    body: str
+    redacted: RedactedText
+    findings: list[PIIFinding]
+
+
+def message_prepare(*, text: str) -> PreparedText:
+    """Validates and redacts a customer's message: pure CPU (tens of milliseconds with NER), so callers in
+    the event loop run it in a worker thread of its own, not the thread database calls share."""
     body = text.strip()
     if not body:
         raise BadRequest("The message is empty.")
     if len(body) > settings.WIDGET_MAX_MESSAGE_CHARS:
         limit = settings.WIDGET_MAX_MESSAGE_CHARS
         raise MessageTooLong(f"Messages are limited to {limit} characters; this one has {len(body)}.")
-    duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
-    if duplicate is not None:
-        return duplicate
-    # Redaction takes tens of milliseconds: done before the row lock is taken. Fails closed.
-    redacted, findings = pii_redact_with_findings(body)
+    redacted, findings = pii_redact_with_findings(body)  # fails closed: PIIUnavailable
+    return PreparedText(body=body, redacted=redacted, findings=findings)
+
+
+def message_receive(
+    *,
+    tenant: Tenant,
+    claims: SessionClaims,
+    client_msg_id: str,
+    text: str | None = None,
+    prepared: PreparedText | None = None,
+) -> Receipt:
+    """Stores a customer's message once (idempotent on client_msg_id) and starts a new turn. Give `text`,
+    or `prepared` from `message_prepare`."""
+    if prepared is None:
+        duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
+        if duplicate is not None:
+            return duplicate
+        prepared = message_prepare(text=text or "")
+    body, redacted, findings = prepared.body, prepared.redacted, prepared.findings
     with transaction.atomic():
         conversation = _conversation_lock(tenant=tenant, claims=claims)
         duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
