@@ -58,3 +58,8 @@ def tenant_by_slug(*, slug: str) -> Tenant | None:
 def tenant_fresh(*, tenant: Tenant) -> Tenant:
     """The tenant's current row: long-lived sockets must not answer by yesterday's settings."""
     return Tenant.objects.get(id=tenant.id)
+
+
+def origin_allowed_by_any_tenant(*, origin: str) -> bool:
+    """For CORS preflights, which carry neither a widget key nor a token."""
+    return AllowedOrigin.objects.filter(origin=origin, tenant__is_active=True).exists()

@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import AllowedOrigin, Role, Tenant
-from apps.accounts.selectors import access_tenant
+from apps.accounts.models import Role, Tenant
+from apps.accounts.selectors import access_tenant, origin_allowed_by_any_tenant, tenant_by_widget_key
 from apps.conversations import selectors, services
 from apps.conversations.identity import IdentityClaim, SessionClaims, session_token_read, session_token_tenant
 from apps.conversations.stream import stream_snapshot
@@ -43,7 +43,7 @@ class WidgetApi(APIView):
         # tenant allows; the request itself is then checked against its own tenant.
         origin = request.headers.get("Origin", "")
         response = Response(status=204)
-        if origin and AllowedOrigin.objects.filter(origin=origin, tenant__is_active=True).exists():
+        if origin and origin_allowed_by_any_tenant(origin=origin):
             response["Access-Control-Allow-Origin"] = origin
             response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
@@ -95,7 +95,7 @@ class WidgetSessionApi(WidgetApi):
     def post(self, request: Request) -> Response:
         data = SessionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        tenant = Tenant.objects.filter(widget_key=data.validated_data["widget_key"], is_active=True).first()
+        tenant = tenant_by_widget_key(widget_key=data.validated_data["widget_key"])
         if tenant is None:
             raise NotFound("This chat widget is not configured.")
         self.allow_origin(tenant)

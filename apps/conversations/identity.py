@@ -94,19 +94,26 @@ def session_token_sign(claims: SessionClaims) -> str:
     return signing.dumps(payload, salt=TOKEN_SALT, compress=True)
 
 
-def session_token_read(token: str, *, tenant: Tenant) -> SessionClaims | None:
-    """The claims of a token we signed for this tenant and that has not expired; None otherwise."""
+def _token_claims(token: str) -> SessionClaims | None:
+    """The claims of an unexpired token we signed; None for anything else."""
     if not token or len(token) > 1024:
         return None
     try:
         payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.WIDGET_SESSION_MAX_AGE)
-        claims = SessionClaims(
+        return SessionClaims(
             tenant_id=uuid.UUID(payload["t"]),
             visitor_id=uuid.UUID(payload["v"]),
             conversation_id=uuid.UUID(payload["c"]),
             contact_id=uuid.UUID(payload["k"]) if payload.get("k") else None,
         )
     except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+
+
+def session_token_read(token: str, *, tenant: Tenant) -> SessionClaims | None:
+    """The claims of a token we signed for this tenant and that has not expired; None otherwise."""
+    claims = _token_claims(token)
+    if claims is None:
         return None
     if claims.tenant_id != tenant.id:
         return None
@@ -115,11 +122,7 @@ def session_token_read(token: str, *, tenant: Tenant) -> SessionClaims | None:
 
 def session_token_tenant(token: str) -> Tenant | None:
     """The active tenant a token we signed belongs to (then checked in full by `session_token_read`)."""
-    if not token or len(token) > 1024:
+    claims = _token_claims(token)
+    if claims is None:
         return None
-    try:
-        payload = signing.loads(token, salt=TOKEN_SALT, max_age=settings.WIDGET_SESSION_MAX_AGE)
-        tenant_id = uuid.UUID(payload["t"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
-        return None
-    return Tenant.objects.filter(id=tenant_id, is_active=True).first()
+    return Tenant.objects.filter(id=claims.tenant_id, is_active=True).first()
