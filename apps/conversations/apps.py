@@ -5,3 +5,9 @@ class ConversationsConfig(AppConfig):
     name = "apps.conversations"
     label = "conversations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from apps.conversations.tool_services import tool_run_record
+        from apps.tools.hooks import run_listener_add
+
+        run_listener_add(tool_run_record)

@@ -32,9 +32,16 @@ from apps.audit import metrics
 from apps.conversations import selectors, services
 from apps.conversations.citations import citations_check
 from apps.conversations.models import Message
-from apps.conversations.prompting import STOP_SEQUENCES, HistoryItem, passage_label, prompt_build
+from apps.conversations.prompting import (
+    STOP_SEQUENCES,
+    HistoryItem,
+    passage_label,
+    prompt_build,
+    tool_decision_prompt,
+)
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.stream import ReplyStream
+from apps.conversations.toolcalls import ToolsOutcome, tools_carry_out, tools_offered
 from apps.core.errors import Conflict
 from apps.core.redis import astate_redis, state_key
 from apps.guardrails.input_checks import InputVerdict, input_check, neutralize_untrusted
@@ -43,6 +50,7 @@ from apps.knowledge.selectors import Retrieval, RetrievalUnavailable, knowledge_
 from apps.knowledge.services import knowledge_gap_record
 from apps.llm.embeddings import embedder
 from apps.llm.streaming import LLMCallError, StreamOutcome, chat_stream
+from apps.llm.tooling import ToolDecision, tools_decide
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +85,7 @@ class TurnResult:
     message: Message | None  # None: the turn was superseded before the answer started
     timings: dict[str, float] = field(default_factory=dict)
     retrieval: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 def assistant_turn_schedule(
@@ -156,10 +165,14 @@ async def assistant_turn_run(
     finally:
         watcher.cancel()
     final = await _finish(answer, outcome)
-    return TurnResult(message=final, timings=answer.timings, retrieval=answer.retrieval_info)
+    return TurnResult(
+        message=final, timings=answer.timings, retrieval=answer.retrieval_info, tools=answer.tools_info
+    )
 
 
 async def _finish(answer: _Answer, outcome: ReplyOutcome) -> Message:
+    if answer.decision_task is not None and not answer.decision_task.done():
+        answer.decision_task.cancel()  # superseded or failed before the decision was needed
     await answer.stream.flush()  # the last batched pieces go out before the final event
     if outcome.text and not outcome.text_redacted:
         redacted = await sync_to_async(pii_redact, thread_sensitive=False)(outcome.text)
@@ -211,6 +224,11 @@ class _Answer:
         self.retrieval_info: dict[str, Any] = {}
         self.llm: StreamOutcome | None = None
         self.verdict: InputVerdict | None = None
+        self.tools: ToolsOutcome | None = None
+        self.tools_info: list[dict[str, Any]] = []
+        self.decision_tokens = 0
+        self.decision_task: asyncio.Task[ToolDecision] | None = None
+        self._separate = False  # tool results were streamed: the model's answer starts a new paragraph
 
     def _ms(self, since: float) -> float:
         return round((time.monotonic() - since) * 1000, 1)
@@ -232,10 +250,22 @@ class _Answer:
                 offer_handoff=True,
                 timings=self.timings,
             )
+        first_turn = turn_messages[0].turn if turn_messages else self.message.turn
+        history = await database_sync_to_async(selectors.history_messages)(
+            conversation_id=self.message.conversation_id, before_turn=first_turn
+        )
+        memory = [HistoryItem(role=m.role, text=RedactedText.stored(m.text_redacted)) for m in history]
+        customer = await database_sync_to_async(selectors.conversation_customer)(
+            conversation_id=self.message.conversation_id
+        )
+        # The tool decision runs while retrieval does: on a small model it costs more than retrieval.
+        decision_task = await self._decide_tools(question, memory, customer)
         t = time.monotonic()
         try:
             retrieval = await self._retrieve(question)
         except RetrievalUnavailable:
+            if decision_task is not None:
+                decision_task.cancel()
             self.timings["retrieval_ms"] = self._ms(t)
             await self._trace([], {"error": "retrieval_unavailable"})
             return ReplyOutcome(
@@ -247,17 +277,18 @@ class _Answer:
             )
         self.timings["retrieval_ms"] = self._ms(t)
         self.retrieval_info = _retrieval_summary(retrieval)
+        if decision_task is not None:
+            await self._carry_out_tools(await decision_task, customer)
         if not retrieval.answerable:
+            if self.tools is not None and self.tools.acted:
+                return await self._tools_only()
             return await self._abstain(question, retrieval)
-        first_turn = turn_messages[0].turn if turn_messages else self.message.turn
-        history = await database_sync_to_async(selectors.history_messages)(
-            conversation_id=self.message.conversation_id, before_turn=first_turn
-        )
         built = prompt_build(
             company=self.tenant.name,
             question=question,
             passages=retrieval.passages,
-            history=[HistoryItem(role=m.role, text=RedactedText.stored(m.text_redacted)) for m in history],
+            history=memory,
+            facts=self.tools.facts if self.tools else None,
         )
         prompt_rows = [{"role": m.role, "content": m.content} for m in built.messages]
         await self._trace(prompt_rows, self.retrieval_info)
@@ -284,12 +315,14 @@ class _Answer:
         )
         # Whatever of the prompt's markup the model echoed does not belong in the stored answer.
         checked = citations_check(neutralize_untrusted(self.stream.text).strip(), retrieval.passages)
-        text = checked.text if checked.grounded else checked.text + UNGROUNDED_NOTE
+        # Facts from the company's own systems ground an answer as a cited policy does.
+        grounded = checked.grounded or bool(self.tools and self.tools.facts)
+        text = checked.text if grounded else checked.text + UNGROUNDED_NOTE
         return ReplyOutcome(
             status=Message.Status.COMPLETE,
             text=text,
             citations=checked.citations,
-            offer_handoff=not checked.grounded,
+            offer_handoff=not grounded or bool(self.tools and self.tools.offer_handoff),
             timings=self.timings,
             model=self.llm.model,
             prompt_tokens=self.llm.prompt_tokens,
@@ -297,7 +330,72 @@ class _Answer:
         )
 
     async def _delta(self, piece: str) -> None:
+        if self._separate:
+            piece = piece.lstrip()
+            if not piece:
+                return
+            self._separate = False
+            piece = "\n\n" + piece
         await self.stream.append(piece)
+
+    async def _decide_tools(
+        self, question: RedactedText, memory: list[HistoryItem], customer: str | None
+    ) -> asyncio.Task[ToolDecision] | None:
+        specs = await tools_offered(tenant=self.tenant, customer=customer)
+        if not specs:
+            return None
+        messages = tool_decision_prompt(company=self.tenant.name, question=question, history=memory)
+        self.decision_task = asyncio.create_task(
+            tools_decide(messages, tools=[spec.function_spec() for spec in specs])
+        )
+        return self.decision_task
+
+    async def _carry_out_tools(self, decision: ToolDecision, customer: str | None) -> None:
+        self.timings["tool_decision_ms"] = round(decision.seconds * 1000, 1)
+        self.decision_tokens = decision.prompt_tokens + decision.completion_tokens
+        if not decision.calls:
+            return
+        t = time.monotonic()
+        self.tools = await tools_carry_out(
+            tenant=self.tenant,
+            decision=decision,
+            customer=customer,
+            conversation_id=self.message.conversation_id,
+            message_id=self.message.id,
+            progress=self._tool_progress,
+        )
+        self.timings["tools_ms"] = self._ms(t)
+        self.tools_info = [
+            {
+                "run_id": str(run.id),
+                "tool": run.tool,
+                "status": run.status,
+                "error_code": run.error_code,
+                "duration_ms": run.duration_ms,
+            }
+            for run in self.tools.runs
+        ]
+        self.retrieval_info["tools"] = self.tools_info
+        if self.tools.said:
+            await self.stream.append("\n\n".join(self.tools.said))
+            self._separate = True
+
+    async def _tool_progress(self, text: str) -> None:
+        await self.stream.progress("tool", text=text)
+
+    async def _tools_only(self) -> ReplyOutcome:
+        """The policies hold nothing on this, but a tool answered it: its facts are the answer."""
+        assert self.tools is not None
+        await self._trace([], self.retrieval_info)
+        self.timings["total_ms"] = self._ms(self.received_at)
+        if self.stream.first_piece_at is not None:
+            self.timings["ttft_ms"] = round((self.stream.first_piece_at - self.received_at) * 1000, 1)
+        return ReplyOutcome(
+            status=Message.Status.COMPLETE,
+            text=self.stream.text,
+            offer_handoff=self.tools.offer_handoff,
+            timings=self.timings,
+        )
 
     async def _retrieve(self, question: RedactedText) -> Retrieval:
         try:
@@ -426,7 +524,7 @@ class _Answer:
         return False
 
     async def _count_tokens(self, llm: StreamOutcome) -> None:
-        used = (llm.prompt_tokens or 0) + llm.completion_tokens
+        used = (llm.prompt_tokens or 0) + llm.completion_tokens + self.decision_tokens
         try:
             client = astate_redis()
             async with client.pipeline(transaction=False) as pipe:

@@ -16,6 +16,7 @@ from apps.conversations import selectors, services
 from apps.conversations.assistant import assistant_turn_schedule
 from apps.conversations.identity import SessionClaims, session_token_read
 from apps.conversations.stream import stream_snapshot
+from apps.conversations.tool_services import tool_run_decide_by_customer
 from apps.conversations.widget import rate_limits_for_message, widget_tenant_for_origin
 from apps.core.errors import HelpdeskError, Unauthorized, WebsocketClose
 from apps.core.ratelimit import rate_limit_check
@@ -57,8 +58,17 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class ToolDecideFrame(_Frame):
+    """The customer confirms (or cancels) a change the assistant proposed, where the company allows it."""
+
+    type: Literal["tool.decide"]
+    run_id: uuid.UUID
+    approve: bool
+
+
 Frame = Annotated[
-    HelloFrame | MessageFrame | RetryFrame | HandoffFrame | PingFrame, Field(discriminator="type")
+    HelloFrame | MessageFrame | RetryFrame | HandoffFrame | PingFrame | ToolDecideFrame,
+    Field(discriminator="type"),
 ]
 
 
@@ -111,6 +121,11 @@ class WidgetConsumer(BaseConsumer):
                 tenant=self.tenant, claims=self.claims, reason=frame.reason
             )
             await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id, "seq": event.seq})
+        elif isinstance(frame, ToolDecideFrame):
+            await database_sync_to_async(tool_run_decide_by_customer)(
+                tenant=self.tenant, claims=self.claims, run_id=frame.run_id, approve=frame.approve
+            )
+            await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
         else:
             await self.send_json({"type": "pong", "client_msg_id": frame.client_msg_id})
 

@@ -118,6 +118,14 @@ def turn_messages(*, conversation_id: uuid.UUID, turn: int) -> list[Message]:
     )
 
 
+def conversation_customer(*, conversation_id: uuid.UUID) -> str | None:
+    """The external id of the verified customer of the conversation; None for an anonymous visitor."""
+    row = (
+        Conversation.objects.filter(id=conversation_id).values_list("contact__external_id", flat=True).first()
+    )
+    return row or None
+
+
 def history_messages(*, conversation_id: uuid.UUID, before_turn: int, limit: int = 40) -> list[Message]:
     """Earlier messages for the assistant's memory, newest last: customer messages and the answers that
     were shown as final (superseded and failed ones never were)."""

@@ -95,10 +95,11 @@ class ReplyStream:
                 "reply %s streams without a Redis snapshot: %s", self.message.id, exc.__class__.__name__
             )
 
-    async def progress(self, stage: str) -> None:
-        await self._push(
-            "conv.delta", {"type": "assistant.progress", "message_id": str(self.message.id), "stage": stage}
-        )
+    async def progress(self, stage: str, *, text: str = "") -> None:
+        payload = {"type": "assistant.progress", "message_id": str(self.message.id), "stage": stage}
+        if text:
+            payload["text"] = text  # e.g. the running tool's "Checking your order…"
+        await self._push("conv.delta", payload)
 
     async def append(self, piece: str) -> None:
         """Takes one piece from the model. The first is pushed at once; later ones are batched for at most

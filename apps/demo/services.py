@@ -13,6 +13,9 @@ from apps.accounts.models import Role, Tenant, User
 from apps.knowledge import ingestion
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, VersionStatus
+from apps.telco.services import demo_telco_load
+from apps.tools import services as tools
+from apps.tools.models import AdapterKind, Approval, TenantTool
 
 DEMO_POLICIES = Path(__file__).resolve().parent / "data" / "policies"
 
@@ -42,10 +45,32 @@ class DemoResult:
 
 def demo_load(*, origins: list[str]) -> DemoResult:
     result = _demo_people_load(origins=origins)
+    demo_tools_load(tenant=result.tenant)
     published = demo_knowledge_load(tenant=result.tenant)
     return DemoResult(
         tenant=result.tenant, created=result.created, logins=result.logins, documents_published=published
     )
+
+
+# Reads run at once; a plan change waits for an agent; a ticket is confirmed by the customer in the widget.
+DEMO_TOOLS = [
+    ("order_lookup", Approval.NONE),
+    ("bill_explain", Approval.NONE),
+    ("plans_compare", Approval.NONE),
+    ("plan_change", Approval.AGENT),
+    ("ticket_create", Approval.CUSTOMER),
+]
+
+
+@transaction.atomic
+def demo_tools_load(*, tenant: Tenant) -> None:
+    """The demo telecom's business system (accounts, bills, orders, plans, tickets) and its tools. A
+    company that already chose its tools keeps its choice."""
+    demo_telco_load(company=tenant.id)
+    tools.tool_connection_configure(tenant=tenant, adapter=AdapterKind.DEMO)
+    if not TenantTool.objects.for_tenant(tenant).exists():
+        for name, approval in DEMO_TOOLS:
+            tools.tool_configure(tenant=tenant, name=name, enabled=True, approval=approval)
 
 
 def demo_knowledge_load(*, tenant: Tenant) -> int:

@@ -124,7 +124,7 @@ async def chat_stream(
     endpoint = base_url or settings.LLM_BASE_URL
     max_attempts = max(1, int(settings.LLM_MAX_ATTEMPTS))
     breaker = breaker_for(endpoint, model)
-    params = [_message_param(m) for m in messages]
+    params = [message_param(m) for m in messages]
     started = time.monotonic()
     attempts = 0
     last_detail = ""
@@ -293,7 +293,7 @@ async def _stream_once(
             except openai.APIError as exc:
                 if attempt.finish_reason is not None:
                     break  # the answer is whole; only the usage chunk or [DONE] was lost
-                raise attempt.interrupted(_describe(exc)) from None
+                raise attempt.interrupted(describe_error(exc)) from None
             except ValueError as exc:  # undecodable event data
                 raise attempt.interrupted(f"malformed chunk ({type(exc).__name__})") from None
             await _consume(chunk, attempt, on_delta)
@@ -334,10 +334,10 @@ def _classify(exc: openai.APIError) -> _EndpointFault:
         if status >= 500 or status in _RETRYABLE_STATUS:
             return _EndpointFault(f"HTTP {status}")
         return _RequestRejected(f"HTTP {status}")
-    return _EndpointFault(_describe(exc))
+    return _EndpointFault(describe_error(exc))
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """A log-safe description: the server's own error text is left out, it may echo the request."""
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}"
@@ -357,7 +357,7 @@ def _backoff(failed_attempts: int) -> float:
     return min(_MAX_BACKOFF_SECONDS, base * random.uniform(0.75, 1.25))  # noqa: S311
 
 
-def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
+def message_param(message: ChatMessage) -> ChatCompletionMessageParam:
     if message.role == "system":
         return {"role": "system", "content": message.content}
     if message.role == "assistant":

@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "apps.llm",
     "apps.guardrails",
     "apps.knowledge",
+    "apps.telco",
+    "apps.tools",
     "apps.conversations",
     "apps.demo",
 ]
@@ -161,6 +163,21 @@ WIDGET_RATE_VISITOR = env.int("WIDGET_RATE_VISITOR", 20)
 WIDGET_RATE_IP = env.int("WIDGET_RATE_IP", 60)
 WIDGET_RATE_TENANT = env.int("WIDGET_RATE_TENANT", 1200)
 WIDGET_RATE_SESSIONS_IP = env.int("WIDGET_RATE_SESSIONS_IP", 30)
+
+# ---- tools (docs/architecture/tools.md) ----
+# Tool runs go to their own queue so a long ingestion never delays "where is my order?".
+CELERY_TASK_ROUTES = {"apps.tools.tasks.*": {"queue": "tools"}}
+# Consecutive transient failures of one company's business system before its circuit opens, and how long
+# it stays open before one trial call.
+TOOLS_BREAKER_FAILURES = env.int("TOOLS_BREAKER_FAILURES", 3)
+TOOLS_BREAKER_RESET_SECONDS = env.float("TOOLS_BREAKER_RESET_SECONDS", 30.0)
+# Transient failures (timeout, 5xx) are retried this many times before the run fails.
+TOOLS_MAX_RETRIES = env.int("TOOLS_MAX_RETRIES", 2)
+# How long an answer waits for a read tool's result before telling the customer it will follow.
+TOOLS_WAIT_SECONDS = env.float("TOOLS_WAIT_SECONDS", 20.0)
+# Hosts any company's HTTP adapter may call (comma-separated), besides the hosts the platform operator
+# allows for one company in the Django admin. A base URL on any other host is refused.
+TOOLS_ALLOWED_HOSTS = env.list("TOOLS_ALLOWED_HOSTS", [])
 
 HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
 

@@ -254,6 +254,9 @@ def llm_child(*, port: int, model_alias: str, log_path: Path, env: dict[str, str
         str(port),
         "--n_ctx",
         "4096",
+        # Grammar-constrained tool calls (apps/llm/tooling.py); prompts without tools render as plain ChatML.
+        "--chat_format",
+        "chatml-function-calling",
         "--n_threads",
         str(max(1, min(4, os.cpu_count() or 1))),
     ]

@@ -196,30 +196,34 @@ class Supervisor:
             )
         )
         say(f"demo company {demo['tenant']!r} {'loaded' if demo['created'] else 'already loaded'}")
-        say("starting the Celery worker")
-        self._spawn(
-            Child(
-                "celery",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "helpdesk",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    "helpdesk@%h",
-                ],
-                log_path=log / "celery.log",
-                env=env,
-                cwd=BASE_DIR,
-                stop_timeout=30,
+        say("starting the Celery workers (background work, and tools)")
+        # Two workers: a long ingestion never holds up "where is my order?", whose answer waits for it.
+        for name, queue, hostname in (("celery", "celery", "helpdesk"), ("celery-tools", "tools", "tools")):
+            self._spawn(
+                Child(
+                    name,
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "helpdesk",
+                        "worker",
+                        "--loglevel",
+                        "INFO",
+                        "--queues",
+                        queue,
+                        "--concurrency",
+                        "2",
+                        "--hostname",
+                        f"{hostname}@%h",
+                    ],
+                    log_path=log / f"{name}.log",
+                    env=env,
+                    cwd=BASE_DIR,
+                    stop_timeout=30,
+                )
             )
-        )
         say(f"starting Daphne on {self.web_url}")
         web = self._spawn(
             Child(

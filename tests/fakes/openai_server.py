@@ -6,6 +6,8 @@ with FakeOpenAI(models=["m"]) as fake:
                                         # "content_filter", "refusal"
     fake.script(["error_500", "ok"])    # one behaviour per chat request first, then `behaviour`
     fake.reply_text = "Hello there."    # or fake.responder = lambda body: "..."
+    fake.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-1"}')]
+                                        # requests offering `tools` get these tool calls (None: text)
     settings.LLM_BASE_URL = fake.base_url
 
 Streams are sent the way llama.cpp's and vLLM's servers send them: HTTP/1.1 chunked SSE, a role chunk,
@@ -42,6 +44,10 @@ class FakeOpenAI:
         self.hang_seconds = 30.0
         self.reply_text = DEFAULT_REPLY
         self.responder: Callable[[dict[str, Any]], str] | None = None
+        # For requests that offer tools: the (name, arguments JSON) calls to answer with; None or [] means
+        # a plain text answer. Tool calls are answered unstreamed, as llama.cpp's function-calling
+        # handler does.
+        self.tool_caller: Callable[[dict[str, Any]], list[tuple[str, str]] | None] | None = None
         self.token_delay = 0.0
         self.cut_after = 3
         self.report_usage = True  # False: ignore stream_options.include_usage, like some servers do
@@ -187,6 +193,34 @@ class FakeOpenAI:
                     "total_tokens": prompt_tokens + len(tokens),
                 }
                 model = body.get("model") or fake.models[0]
+                calls = fake.tool_caller(body) if fake.tool_caller and body.get("tools") else None
+                if calls:
+                    tool_calls = [
+                        {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": args}}
+                        for n, (name, args) in enumerate(calls)
+                    ]
+                    self._json(
+                        200,
+                        {
+                            "id": fake._completion_id(),
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": model,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {
+                                        "role": "assistant",
+                                        "content": None,
+                                        "tool_calls": tool_calls,
+                                    },
+                                    "finish_reason": "tool_calls",
+                                }
+                            ],
+                            "usage": {**usage, "completion_tokens": 10, "total_tokens": prompt_tokens + 10},
+                        },
+                    )
+                    return
                 if not body.get("stream"):
                     message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
                     if behaviour == "refusal":

@@ -1,0 +1,1 @@
+"""Nimbus Telecom's own business system: the demo company's plans, accounts, bills, orders and tickets."""

@@ -1,0 +1,42 @@
+"""The business-system adapter a company's tools go through."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from apps.accounts.models import Tenant
+from apps.tools.adapters import BusinessAdapter
+from apps.tools.errors import AdapterError
+from apps.tools.models import AdapterKind, ToolConnection
+
+
+def connection_allowed_hosts(connection: ToolConnection) -> set[str]:
+    """The platform operator decides which hosts adapters may reach (an SSRF guard): everywhere through
+    TOOLS_ALLOWED_HOSTS, per company through the Django admin. A company's admin only picks among them."""
+    return {h.lower() for h in [*settings.TOOLS_ALLOWED_HOSTS, *connection.allowed_hosts] if h}
+
+
+def base_url_allowed(connection: ToolConnection, base_url: str) -> bool:
+    return (urlsplit(base_url).hostname or "").lower() in connection_allowed_hosts(connection)
+
+
+def adapter_for(tenant: Tenant) -> BusinessAdapter:
+    connection = ToolConnection.objects.filter(tenant=tenant).first()
+    if connection is None or connection.adapter == AdapterKind.NONE:
+        raise AdapterError("not_connected", "no business system is connected for this company")
+    if connection.adapter == AdapterKind.DEMO:
+        from apps.tools.demo_adapter import DemoAdapter
+
+        return DemoAdapter(tenant.id)
+    from apps.tools.http import AdapterHttpClient, HttpAdapter
+
+    allowed = connection_allowed_hosts(connection)
+    client = AdapterHttpClient(
+        base_url=connection.base_url,
+        auth_secret=connection.auth_secret,
+        timeout_seconds=connection.timeout_seconds,
+        allowed_hosts=allowed,
+    )
+    return HttpAdapter(breaker_key=f"http:{tenant.id}", client=client)

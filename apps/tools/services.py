@@ -1,0 +1,492 @@
+"""Writes on tools: configuring a company's tools, turning a model's tool call into a run (or a recorded
+refusal), approvals, and executing a run in a worker (docs/architecture/tools.md).
+
+The model proposes; policy disposes. Nothing a model writes is trusted: the tool must exist, be enabled for
+the company, have well-formed arguments that pass its schema, and act only for the conversation's verified
+customer. Anything that changes data waits for an agent's approval or the customer's confirmation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from celery import current_app
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydantic import ValidationError
+
+from apps.accounts.models import Tenant, User
+from apps.core.errors import BadRequest, Conflict, Forbidden
+from apps.guardrails.pii import pii_redact
+from apps.tools.breaker import AdapterBreaker
+from apps.tools.connections import adapter_for, base_url_allowed
+from apps.tools.errors import AdapterError, TransientAdapterError
+from apps.tools.hooks import run_changed
+from apps.tools.models import (
+    AdapterKind,
+    Approval,
+    RunStatus,
+    TenantTool,
+    ToolConnection,
+    ToolRun,
+)
+from apps.tools.registry import ToolContext, ToolSpec, tool_spec
+
+logger = logging.getLogger(__name__)
+
+MAX_CALLS_PER_ANSWER = 3
+# What the customer is told when a call is refused; never the model's text or the schema's internals.
+REFUSALS = {
+    "unknown_tool": "I tried to use something I don't have, so I didn't do anything.",
+    "not_allowed": "That's not something I can do here, so I didn't do anything.",
+    "malformed_arguments": "I couldn't read my own request properly, so I didn't do anything.",
+    "invalid_arguments": "Something in that request wasn't valid, so I didn't do anything.",
+    "identity_required": (
+        "I can only look at account details once you're signed in on our website. "
+        "Please sign in and ask again, or I can connect you with a person."
+    ),
+    "too_many_calls": "That was more than I can do at once, so I stopped.",
+}
+FAILURES = {
+    "not_found": (
+        "I couldn't find that on your account. Please check the number, or I can connect you with a person."
+    ),
+    "unavailable": "Our account system isn't answering right now. I can connect you with a person instead.",
+    "rate_limited": "Our account system is busy right now. I can connect you with a person instead.",
+    "timeout": "Our account system took too long to answer. I can connect you with a person instead.",
+    "invalid_plan": "That plan isn't one you can switch to. I can list the plans on sale for you.",
+    "same_plan": "You're already on that plan, so nothing changed.",
+}
+GENERIC_FAILURE = "That didn't work, and nothing was changed. I can connect you with a person instead."
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """A tool call as the model wrote it: nothing here is trusted yet."""
+
+    call_id: str
+    name: str
+    arguments: str  # JSON text
+
+
+class RetryLater(Exception):
+    """The worker should try this run again after `countdown` seconds (a transient failure or a run
+    another worker still holds)."""
+
+    def __init__(self, countdown: float, reason: str) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+        self.reason = reason
+
+
+# ---- configuration -----------------------------------------------------------------------------------
+
+
+def tool_configure(*, tenant: Tenant, name: str, enabled: bool, approval: str | None = None) -> TenantTool:
+    spec = tool_spec(name)
+    if spec is None:
+        raise BadRequest(f"There is no tool named {name!r}.")
+    if approval is None:
+        approval = Approval.AGENT if spec.changes_data else Approval.NONE
+    if approval not in Approval.values:
+        raise BadRequest(f"Approval must be one of {', '.join(Approval.values)}.")
+    if spec.changes_data and approval == Approval.NONE:
+        raise BadRequest(f"{spec.label or spec.name} changes data: an agent or the customer must confirm it.")
+    tool, _ = TenantTool.objects.update_or_create(
+        tenant=tenant, name=name, defaults={"enabled": enabled, "approval": approval}
+    )
+    return tool
+
+
+def tool_connection_configure(
+    *,
+    tenant: Tenant,
+    adapter: str,
+    base_url: str = "",
+    auth_secret: str | None = None,
+    timeout_seconds: float = 10.0,
+    allowed_hosts: list[str] | None = None,
+) -> ToolConnection:
+    """`auth_secret=None` keeps the stored secret (forms never render it back)."""
+    if adapter not in AdapterKind.values:
+        raise BadRequest(f"The adapter must be one of {', '.join(AdapterKind.values)}.")
+    if adapter == AdapterKind.HTTP and not base_url:
+        raise BadRequest("An HTTP adapter needs the base URL of the company's API.")
+    if not 0 < timeout_seconds <= 60:
+        raise BadRequest("The timeout must be between 0 and 60 seconds.")
+    connection, _ = ToolConnection.objects.get_or_create(tenant=tenant)
+    if allowed_hosts is not None:  # the platform operator's choice (Django admin), never a company admin's
+        connection.allowed_hosts = sorted({h.strip().lower() for h in allowed_hosts if h.strip()})
+    if adapter == AdapterKind.HTTP and not base_url_allowed(connection, base_url):
+        raise BadRequest(
+            "That host is not on the list of hosts this installation may call. "
+            "Ask the platform operator to allow it."
+        )
+    connection.adapter = adapter
+    connection.base_url = base_url if adapter == AdapterKind.HTTP else ""
+    if auth_secret is not None:
+        connection.auth_secret = auth_secret
+    connection.timeout_seconds = timeout_seconds
+    connection.save()
+    return connection
+
+
+# ---- proposals ---------------------------------------------------------------------------------------
+
+
+def _idempotency_key(
+    *,
+    tenant: Tenant,
+    conversation_ref: uuid.UUID | None,
+    message_ref: uuid.UUID | None,
+    index: int,
+    name: str,
+    arguments: str,
+) -> str:
+    material = f"{tenant.id}|{conversation_ref}|{message_ref}|{index}|{name}|{arguments}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _canonical(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def tool_call_propose(
+    *,
+    tenant: Tenant,
+    call: ToolCallRequest,
+    index: int,
+    customer: str | None,
+    conversation_ref: uuid.UUID | None = None,
+    message_ref: uuid.UUID | None = None,
+) -> ToolRun:
+    """Checks a model's tool call against the registry, the company's policy and the tool's schema, and
+    records it: `refused` (nothing runs), `awaiting_approval` (a change waits for a person), or `queued`
+    (a Celery worker runs it once this transaction commits)."""
+    spec = tool_spec(call.name)
+    refusal: str | None = None
+    detail = ""
+    arguments: dict[str, Any] = {}
+    approval = Approval.NONE
+    enabled = TenantTool.objects.for_tenant(tenant).filter(name=call.name, enabled=True).first()
+    connected = ToolConnection.objects.filter(tenant=tenant).exclude(adapter=AdapterKind.NONE).exists()
+    if index >= MAX_CALLS_PER_ANSWER:
+        refusal = "too_many_calls"
+    elif spec is None:
+        refusal, detail = "unknown_tool", "no such tool"
+    elif enabled is None or not connected:
+        refusal, detail = "not_allowed", "not enabled for this company"
+    else:
+        approval = Approval(enabled.approval)
+        if spec.changes_data and approval == Approval.NONE:
+            approval = Approval.AGENT  # a stale row cannot let a change run unconfirmed
+        try:
+            parsed = json.loads(call.arguments or "{}")
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            refusal, detail = "malformed_arguments", "not a JSON object"
+        else:
+            try:
+                validated = spec.input_model.model_validate(parsed)
+            except ValidationError as exc:
+                refusal = "invalid_arguments"
+                detail = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['type']}"
+                    for err in exc.errors()
+                )[:300]
+            else:
+                arguments = _redacted_arguments(spec, validated.model_dump(mode="json"))
+                if spec.needs_identity and not customer:
+                    refusal, detail = "identity_required", "the customer is not verified"
+    canonical = _canonical(arguments) if refusal is None else call.arguments
+    key = _idempotency_key(
+        tenant=tenant,
+        conversation_ref=conversation_ref,
+        message_ref=message_ref,
+        index=index,
+        name=call.name,
+        arguments=canonical,
+    )
+    if refusal is not None:
+        status = RunStatus.REFUSED
+    elif approval != Approval.NONE:
+        status = RunStatus.AWAITING_APPROVAL
+    else:
+        status = RunStatus.QUEUED
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            run = ToolRun.objects.create(
+                tenant=tenant,
+                conversation_ref=conversation_ref,
+                message_ref=message_ref,
+                tool=call.name[:64],
+                call_id=call.call_id[:100],
+                idempotency_key=key,
+                customer=customer or "",
+                arguments=arguments,
+                arguments_raw="" if refusal is None else str(pii_redact(call.arguments[:2000])),
+                status=status,
+                approval=approval,
+                error_code=refusal or "",
+                error_message=detail,
+                summary=REFUSALS.get(refusal or "", ""),
+                queued_at=now if status == RunStatus.QUEUED else None,
+                finished_at=now if status == RunStatus.REFUSED else None,
+                deliver_later=status == RunStatus.AWAITING_APPROVAL,
+            )
+    except IntegrityError:
+        # The same call proposed again (a repeated frame, a retried task): the first record stands.
+        return ToolRun.objects.get(idempotency_key=key)
+    if refusal is not None:
+        logger.warning(
+            "tool call %r in conversation %s refused: %s (%s)",
+            call.name[:64],
+            conversation_ref,
+            refusal,
+            detail,
+        )
+    else:
+        logger.info("tool run %s (%s) %s", run.id, run.tool, run.status)
+    if status == RunStatus.QUEUED:
+        _enqueue(run)
+    run_changed(run)
+    return run
+
+
+def _redacted_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:
+    for name in spec.free_text_fields:
+        if isinstance(arguments.get(name), str):
+            arguments[name] = str(pii_redact(arguments[name]))
+    return arguments
+
+
+def _limits(spec: ToolSpec | None) -> tuple[int, int, int]:
+    """Soft and hard time limits of a run's task, and its lease: all far below the broker's visibility
+    timeout, so a running task is never redelivered while it still runs."""
+    timeout = math.ceil(spec.timeout_seconds if spec else 10.0)
+    soft = timeout + 5
+    hard = timeout + 10
+    return soft, hard, hard + 5
+
+
+def _enqueue(run: ToolRun) -> None:
+    soft, hard, _ = _limits(tool_spec(run.tool))
+    run_id = str(run.id)
+
+    def send() -> None:
+        current_app.send_task(
+            "apps.tools.tasks.tool_run_execute", args=[run_id], soft_time_limit=soft, time_limit=hard
+        )
+
+    # robust: a broker outage must not undo the stored run; recovery re-sends queued runs.
+    transaction.on_commit(send, robust=True)
+
+
+def tool_run_decide(
+    *, run: ToolRun, approve: bool, actor: User | None = None, by_customer: bool = False, note: str = ""
+) -> ToolRun:
+    """An agent's approval or rejection, or the customer's confirmation. Exactly one decision counts: the
+    second gets Conflict."""
+    if by_customer and run.approval != Approval.CUSTOMER:
+        raise Forbidden("This request needs an agent's approval.")
+    if not by_customer and actor is None:
+        raise Forbidden()
+    now = timezone.now()
+    status = RunStatus.QUEUED if approve else RunStatus.REJECTED
+    with transaction.atomic():
+        updated = ToolRun.objects.filter(id=run.id, status=RunStatus.AWAITING_APPROVAL).update(
+            status=status,
+            decided_by=actor,
+            decided_by_customer=by_customer,
+            decided_at=now,
+            queued_at=now if approve else None,
+            finished_at=None if approve else now,
+            error_message=note[:300],
+            summary="" if approve else "The request was declined, so nothing was changed.",
+            updated_at=now,
+        )
+        if not updated:
+            raise Conflict("This request was already decided.")
+        run.refresh_from_db()
+        if approve:
+            _enqueue(run)
+        run_changed(run)
+    logger.info(
+        "tool run %s (%s) %s by %s",
+        run.id,
+        run.tool,
+        "approved" if approve else "rejected",
+        "the customer" if by_customer else f"agent {actor.pk if actor else '-'}",
+    )
+    return run
+
+
+def tool_run_deliver_later(*, run: ToolRun) -> bool:
+    """The answer stops waiting for this run; its result will be posted when it comes. False if the run
+    finished in the meantime (the caller reads the result instead)."""
+    return bool(
+        ToolRun.objects.filter(id=run.id)
+        .exclude(status__in=[RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.REJECTED])
+        .update(deliver_later=True, updated_at=timezone.now())
+    )
+
+
+# ---- execution (in a Celery worker) --------------------------------------------------------------------
+
+
+def tool_run_execute(*, run_id: str) -> ToolRun:
+    """Runs a queued run once. Safe to call for a run delivered twice or re-delivered after its worker was
+    killed: a finished run is returned unchanged, a run another worker holds is retried after its lease,
+    and the business system sees the idempotency key, so a repeated change applies at most once."""
+    run = _claim(run_id)
+    if run.status != RunStatus.RUNNING:
+        return run
+    spec = tool_spec(run.tool)
+    if spec is None:  # the tool was removed after the call was accepted
+        return _finish(run, status=RunStatus.FAILED, error_code="unknown_tool")
+    started = time.monotonic()
+    try:
+        adapter = adapter_for(run.tenant)
+    except AdapterError as exc:
+        return _finish(run, status=RunStatus.FAILED, error_code=exc.code, started=started)
+    breaker = AdapterBreaker(adapter.breaker_key)
+    if not breaker.allow():
+        logger.warning("tool run %s (%s) not attempted: adapter circuit open", run.id, run.tool)
+        return _finish(run, status=RunStatus.FAILED, error_code="unavailable", started=started)
+    context = ToolContext(
+        tenant_id=run.tenant_id, customer=run.customer, idempotency_key=run.idempotency_key, adapter=adapter
+    )
+    try:
+        arguments = spec.input_model.model_validate(run.arguments)
+        output = spec.output_model.model_validate(spec.run(context, arguments).model_dump())
+    except TransientAdapterError as exc:
+        breaker.record_failure()
+        if run.attempts <= int(settings.TOOLS_MAX_RETRIES) and breaker.state().state == "closed":
+            _release(run)
+            countdown = min(10.0, 0.5 * 2 ** (run.attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
+            logger.warning(
+                "tool run %s (%s) attempt %d failed: %s; retrying in %.1fs",
+                run.id,
+                run.tool,
+                run.attempts,
+                exc.code,
+                countdown,
+            )
+            raise RetryLater(countdown, exc.code) from None
+        return _finish(run, status=RunStatus.FAILED, error_code=exc.code, started=started)
+    except AdapterError as exc:
+        breaker.record_success()  # the system answered; the answer was no
+        return _finish(
+            run, status=RunStatus.FAILED, error_code=exc.code, message=exc.message, started=started
+        )
+    except SoftTimeLimitExceeded:
+        breaker.record_failure()
+        return _finish(run, status=RunStatus.FAILED, error_code="timeout", started=started)
+    except ValidationError:
+        return _finish(run, status=RunStatus.FAILED, error_code="bad_response", started=started)
+    breaker.record_success()
+    return _finish(
+        run,
+        status=RunStatus.DONE,
+        result=output.model_dump(mode="json"),
+        summary=spec.summarize(output),
+        started=started,
+    )
+
+
+def _claim(run_id: str) -> ToolRun:
+    now = timezone.now()
+    with transaction.atomic():
+        run = ToolRun.objects.select_for_update().select_related("tenant").get(id=run_id)
+        if run.status == RunStatus.RUNNING and run.lease_until and run.lease_until > now:
+            remaining = (run.lease_until - now).total_seconds()
+            raise RetryLater(remaining + 0.5, "another worker holds the run")
+        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            return run  # finished, refused, or waiting for approval: nothing to do
+        if run.status == RunStatus.RUNNING:
+            logger.warning(
+                "tool run %s (%s): the worker of attempt %d vanished; running it again with the same key",
+                run.id,
+                run.tool,
+                run.attempts,
+            )
+        _, _, lease = _limits(tool_spec(run.tool))
+        run.status = RunStatus.RUNNING
+        run.attempts += 1
+        run.lease_until = now + datetime.timedelta(seconds=lease)
+        run.started_at = run.started_at or now
+        run.save(update_fields=["status", "attempts", "lease_until", "started_at", "updated_at"])
+        run_changed(run)
+    return run
+
+
+def _release(run: ToolRun) -> None:
+    ToolRun.objects.filter(id=run.id, status=RunStatus.RUNNING, attempts=run.attempts).update(
+        status=RunStatus.QUEUED, lease_until=None, updated_at=timezone.now()
+    )
+
+
+def _finish(
+    run: ToolRun,
+    *,
+    status: str,
+    error_code: str = "",
+    message: str = "",
+    result: dict[str, Any] | None = None,
+    summary: str = "",
+    started: float | None = None,
+) -> ToolRun:
+    now = timezone.now()
+    if status == RunStatus.FAILED and not summary:
+        summary = FAILURES.get(error_code, GENERIC_FAILURE)
+    with transaction.atomic():
+        # Only the holder of this attempt may end the run: exactly one `done` or `failed`.
+        updated = ToolRun.objects.filter(id=run.id, status=RunStatus.RUNNING, attempts=run.attempts).update(
+            status=status,
+            error_code=error_code,
+            error_message=message[:300],
+            result=result,
+            summary=summary,
+            finished_at=now,
+            lease_until=None,
+            duration_ms=int((time.monotonic() - started) * 1000) if started is not None else None,
+            updated_at=now,
+        )
+        run.refresh_from_db()
+        if updated:
+            run_changed(run)
+    if updated:
+        log = logger.info if status == RunStatus.DONE else logger.warning
+        log("tool run %s (%s) %s %s in %s ms", run.id, run.tool, status, error_code, run.duration_ms)
+    return run
+
+
+def tool_runs_recover(*, older_than_seconds: float = 60.0) -> int:
+    """Re-sends runs a lost message or a dead worker left behind: queued for long, or running past their
+    lease. Safe to run anywhere, any time: execution is idempotent."""
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(seconds=older_than_seconds)
+    stale = list(
+        ToolRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=cutoff).values_list("id", flat=True)
+    ) + list(
+        ToolRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now).values_list("id", flat=True)
+    )
+    for run_id in stale:
+        run = ToolRun.objects.get(id=run_id)
+        _enqueue(run)
+    if stale:
+        logger.warning("re-sent %d tool run(s) left queued or running past their lease", len(stale))
+    return len(stale)

@@ -1,0 +1,73 @@
+"""A company with the demo business system connected and its tools chosen, for the tools tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from apps.accounts.models import Tenant
+from apps.core.redis import state_key, state_redis
+from apps.telco.services import demo_telco_load
+from apps.tools import services
+from apps.tools.models import ToolRun
+from tests.conftest import TenantStaff
+
+TOOLS = [
+    ("order_lookup", "none"),
+    ("bill_explain", "none"),
+    ("plans_compare", "none"),
+    ("plan_change", "agent"),
+    ("ticket_create", "customer"),
+]
+
+
+def tools_enable(tenant: Tenant, *, adapter: str = "demo", **connection: object) -> None:
+    demo_telco_load(company=tenant.id)
+    services.tool_connection_configure(tenant=tenant, adapter=adapter, **connection)  # type: ignore[arg-type]
+    for name, approval in TOOLS:
+        services.tool_configure(tenant=tenant, name=name, enabled=True, approval=approval)
+
+
+@pytest.fixture
+def tools_a(tenant_a: TenantStaff) -> TenantStaff:
+    tools_enable(tenant_a.tenant)
+    return tenant_a
+
+
+Propose = Callable[..., ToolRun]
+
+
+@pytest.fixture
+def propose() -> Propose:
+    """`propose(tenant, name, arguments_json, customer="cust-1001")`: one model tool call, as proposed by
+    the assistant, in a conversation of its own."""
+
+    def factory(
+        tenant: Tenant,
+        name: str,
+        arguments: str = "{}",
+        *,
+        customer: str | None = "cust-1001",
+        conversation: uuid.UUID | None = None,
+        index: int = 0,
+    ) -> ToolRun:
+        return services.tool_call_propose(
+            tenant=tenant,
+            call=services.ToolCallRequest(call_id="call_0", name=name, arguments=arguments),
+            index=index,
+            customer=customer,
+            conversation_ref=conversation or uuid.uuid4(),
+            message_ref=uuid.uuid4(),
+        )
+
+    return factory
+
+
+@pytest.fixture(autouse=True)
+def _breakers_closed() -> None:
+    """Breaker state lives in Redis across tests: every test starts with every adapter's closed."""
+    client = state_redis()
+    for key in client.scan_iter(match=state_key("breaker", "tool", "*")):
+        client.delete(key)
