@@ -12,8 +12,24 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def _consumed_queues(consumer: object) -> set[str] | None:
+    """The queues a starting worker consumes (None when Celery does not tell)."""
+    try:
+        return {queue.name for queue in consumer.task_consumer.queues}  # type: ignore[attr-defined]
+    except Exception:
+        return None
+
+
 @worker_ready.connect
-def _reembed_after_a_model_change(sender: object, **kwargs: object) -> None:
-    # A changed EMBEDDINGS_MODEL takes effect when workers restart; re-embedding then starts by itself.
-    # The task is a no-op when every passage already has vectors of the configured model.
-    app.send_task("apps.knowledge.tasks.chunks_reembed")
+def _catch_up_after_start(sender: object, **kwargs: object) -> None:
+    queues = _consumed_queues(sender)
+    # Each catch-up goes to a queue the starting worker serves, so a worker of one queue does not pile up
+    # work for another.
+    if queues is None or "celery" in queues:
+        # A changed EMBEDDINGS_MODEL takes effect when workers restart; re-embedding then starts by itself.
+        # The task is a no-op when every passage already has vectors of the configured model.
+        app.send_task("apps.knowledge.tasks.chunks_reembed")
+    if queues is None or "tools" in queues:
+        # Tool runs a lost message or a killed worker left queued or running past their lease run again
+        # (idempotently: the business system sees the same key).
+        app.send_task("apps.tools.tasks.tool_runs_recover")

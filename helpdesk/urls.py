@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("apps.core.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.knowledge.urls")),
+    path("", include("apps.tools.urls")),
     path("", include("apps.conversations.urls")),
     path("", include("apps.audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

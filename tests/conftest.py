@@ -8,7 +8,9 @@ themselves `@pytest.mark.django_db(transaction=True)`; these fixtures follow tha
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -254,3 +256,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests run last: Playwright's sync API leaves an event loop running in the main thread for
     the rest of the session, which would break every later test that starts its own loop."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@contextmanager
+def celery_worker_in_process(*, queues: Iterable[str] = ("tools",)) -> Iterator[None]:
+    """A Celery worker thread in the test process (solo pool), consuming `queues` from the test's Redis
+    with the test database. What starting a worker changes process-wide is put back: the root logger's
+    level (so caplog sees the same records with or without a worker) and the app's queue selection."""
+    from celery.contrib.testing.worker import start_worker
+
+    from helpdesk.celery import app as celery_app
+
+    root = logging.getLogger()
+    level = root.level
+    # A worker started with `queues` narrows the *app's* queue selection, and it would stay narrowed for
+    # every later worker of this process (tests/browser's ingestion worker would never see its tasks).
+    selection = celery_app.amqp.queues._consume_from  # type: ignore[attr-defined]
+    try:
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=list(queues)
+        ):
+            root.setLevel(level)
+            yield
+    finally:
+        root.setLevel(level)
+        celery_app.amqp.queues._consume_from = selection  # type: ignore[attr-defined]

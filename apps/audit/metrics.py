@@ -113,7 +113,20 @@ ABSTENTIONS = Family(
     "Questions the assistant declined to answer because the sources did not hold the answer.",
     ("tenant",),
 )
-FAMILIES = (TTFT, TPS, LLM_TOKENS, REPLIES, ERRORS, ABSTENTIONS)
+TOOL_RUNS = Family(
+    "helpdesk_tool_runs_total",
+    "counter",
+    "Tool calls by final status (refused, rejected, done, failed); tools nobody registered count as other.",
+    ("tenant", "tool", "status"),
+)
+TOOL_SECONDS = Family(
+    "helpdesk_tool_run_seconds",
+    "histogram",
+    "Seconds a tool run spent in the worker, from its claim to its result.",
+    ("tenant",),
+    TTFT_BUCKETS,
+)
+FAMILIES = (TTFT, TPS, LLM_TOKENS, REPLIES, ERRORS, ABSTENTIONS, TOOL_RUNS, TOOL_SECONDS)
 _BY_NAME = {family.name: family for family in FAMILIES}
 
 # Hash field parts: a counter's value, or a histogram's sum; any other part is a bucket's `le`.
@@ -152,6 +165,13 @@ def error_count(*, tenant: str, code: str) -> None:
 
 def abstention_count(*, tenant: str) -> None:
     _record([(_field(ABSTENTIONS.name, (tenant,)), 1)])
+
+
+def tool_run_count(*, tenant: str, tool: str, status: str, seconds: float | None = None) -> None:
+    """One tool call that reached a final status (`tool` is a registered name or `other`)."""
+    ops: list[tuple[str, int | float]] = [(_field(TOOL_RUNS.name, (tenant, tool, status)), 1)]
+    ops += _histogram_ops(TOOL_SECONDS, tenant, seconds)
+    _record(ops)
 
 
 def _histogram_ops(family: Family, tenant: str, value: float | None) -> list[tuple[str, int | float]]:

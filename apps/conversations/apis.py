@@ -18,6 +18,7 @@ from apps.accounts.selectors import access_tenant, origin_allowed_by_any_tenant,
 from apps.conversations import selectors, services
 from apps.conversations.identity import IdentityClaim, SessionClaims, session_token_read, session_token_tenant
 from apps.conversations.stream import stream_snapshot
+from apps.conversations.tool_selectors import conversation_tool_runs
 from apps.conversations.widget import origin_allowed, rate_limits_for_session
 from apps.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from apps.core.ratelimit import rate_limit_check
@@ -198,7 +199,12 @@ class ConversationListApi(APIView):
 
 class ConversationDetailApi(APIView):
     @extend_schema(
-        responses={200: inline_serializer("ConversationDetail", {"messages": serializers.ListField()})},
+        responses={
+            200: inline_serializer(
+                "ConversationDetail",
+                {"messages": serializers.ListField(), "tool_runs": serializers.ListField()},
+            )
+        },
         description=(
             "A conversation's messages. Customers' words are redacted unless the reader holds the "
             "pii_viewer role (admins do)."
@@ -214,5 +220,7 @@ class ConversationDetailApi(APIView):
                 **selectors.conversation_summary(conversation),
                 "showing_original_text": original,
                 "messages": [selectors.message_render(m, original=original) for m in messages],
+                # What the assistant did (or was refused) for this customer, oldest first.
+                "tool_runs": conversation_tool_runs(tenant=tenant, conversation_id=conversation.id),
             }
         )

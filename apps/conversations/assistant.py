@@ -369,8 +369,11 @@ class _Answer:
             {
                 "run_id": str(run.id),
                 "tool": run.tool,
+                "arguments": run.arguments,
                 "status": run.status,
+                "approval": run.approval,
                 "error_code": run.error_code,
+                "summary": run.summary,
                 "duration_ms": run.duration_ms,
             }
             for run in self.tools.runs

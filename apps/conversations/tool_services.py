@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from django.db import transaction
 
@@ -17,30 +16,15 @@ from apps.accounts.models import Tenant
 from apps.conversations.identity import SessionClaims
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.services import _conversation_lock, _event_append
+from apps.conversations.tool_selectors import tool_run_event_data
 from apps.core.errors import NotFound
 from apps.tools import services as tool_services
 from apps.tools.models import RunStatus, ToolRun
-from apps.tools.registry import tool_spec
-from apps.tools.selectors import run_proposal
 
 logger = logging.getLogger(__name__)
 
 # Results the customer is told about when they come after the answer stopped waiting.
 _POSTED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.REJECTED)
-
-
-def tool_run_event_data(run: ToolRun) -> dict[str, Any]:
-    spec = tool_spec(run.tool)
-    return {
-        "run_id": str(run.id),
-        "tool": run.tool,
-        "label": (spec.label if spec else "") or run.tool,
-        "status": run.status,
-        "approval": run.approval,
-        "proposal": run_proposal(run) if spec and spec.changes_data else "",
-        "summary": run.summary,
-        "error_code": run.error_code,
-    }
 
 
 def tool_run_record(run: ToolRun) -> None:

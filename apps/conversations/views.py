@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.accounts.selectors import tenant_by_slug
+from apps.conversations.identity import identity_signature
 from apps.core.errors import NotFound
+from apps.telco.demo_data import DEMO_ACCOUNTS
 
 WIDGET_SCRIPT = Path(settings.BASE_DIR) / "static" / "widget" / "widget.js"
 DEMO_SLUG = "nimbus"
@@ -39,6 +42,21 @@ def demo_host(request: HttpRequest) -> HttpResponse:
     tenant = tenant_by_slug(slug=DEMO_SLUG)
     if tenant is None:
         raise NotFound("The demo company is not loaded: `make run` loads it (or `manage.py demo_load`).")
+    customers = [(a.external_id, a.name) for a in DEMO_ACCOUNTS]
+    customer = request.GET.get("customer", "")
+    identity = None
+    # The demo site signs its customers in as a company's own server would (docs/architecture/realtime.md):
+    # only the demo's own customers, and only on a development install.
+    if settings.DEBUG and customer in dict(customers):
+        issued_at = int(time.time())
+        identity = {
+            "external_id": customer,
+            "issued_at": issued_at,
+            "signature": identity_signature(
+                secret=tenant.identity_secret, external_id=customer, issued_at=issued_at
+            ),
+            "name": dict(customers)[customer],
+        }
     return render(
         request,
         "widget/demo_host.html",
@@ -46,5 +64,7 @@ def demo_host(request: HttpRequest) -> HttpResponse:
             "tenant_name": tenant.name,
             "widget_key": tenant.widget_key,
             "script_src": request.build_absolute_uri("/widget.js"),
+            "identity": identity,
+            "customers": customers if settings.DEBUG else [],
         },
     )

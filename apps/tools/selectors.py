@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from apps.accounts.models import Role, Tenant, User
@@ -70,7 +71,7 @@ def access_tool_run(*, actor: User, slug: str, run_id: uuid.UUID | str) -> ToolR
     tenant, _ = access_tenant(actor=actor, slug=slug, roles=[Role.AGENT, Role.ADMIN])
     try:
         return ToolRun.objects.for_tenant(tenant).select_related("tenant").get(id=run_id)
-    except (ToolRun.DoesNotExist, ValueError, TypeError):
+    except (ToolRun.DoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound() from None
 
 

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
@@ -27,6 +28,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from apps.accounts.models import Tenant, User
+from apps.audit import metrics
 from apps.core.errors import BadRequest, Conflict, Forbidden
 from apps.guardrails.pii import pii_redact
 from apps.tools.breaker import AdapterBreaker
@@ -68,6 +70,8 @@ FAILURES = {
     "invalid_plan": "That plan isn't one you can switch to. I can list the plans on sale for you.",
     "same_plan": "You're already on that plan, so nothing changed.",
 }
+CANCELLED_BY_CUSTOMER = "OK, I've cancelled that. Nothing was changed."
+DECLINED_BY_AGENT = "A colleague declined this request, so nothing was changed."
 GENERIC_FAILURE = "That didn't work, and nothing was changed. I can connect you with a person instead."
 
 
@@ -123,12 +127,15 @@ def tool_connection_configure(
         raise BadRequest(f"The adapter must be one of {', '.join(AdapterKind.values)}.")
     if adapter == AdapterKind.HTTP and not base_url:
         raise BadRequest("An HTTP adapter needs the base URL of the company's API.")
+    if adapter == AdapterKind.HTTP and urlsplit(base_url).scheme not in ("http", "https"):
+        raise BadRequest("The base URL must start with https:// (or http:// for a local test server).")
     if not 0 < timeout_seconds <= 60:
         raise BadRequest("The timeout must be between 0 and 60 seconds.")
-    connection, _ = ToolConnection.objects.get_or_create(tenant=tenant)
+    connection = ToolConnection.objects.filter(tenant=tenant).first() or ToolConnection(tenant=tenant)
     if allowed_hosts is not None:  # the platform operator's choice (Django admin), never a company admin's
         connection.allowed_hosts = sorted({h.strip().lower() for h in allowed_hosts if h.strip()})
     if adapter == AdapterKind.HTTP and not base_url_allowed(connection, base_url):
+        # Checked before anything is saved: a refused connection leaves no row and changes nothing.
         raise BadRequest(
             "That host is not on the list of hosts this installation may call. "
             "Ask the platform operator to allow it."
@@ -221,6 +228,7 @@ def tool_call_propose(
     )
     if refusal is not None:
         status = RunStatus.REFUSED
+        approval = Approval.NONE  # nothing was proposed: nobody is asked to approve it
     elif approval != Approval.NONE:
         status = RunStatus.AWAITING_APPROVAL
     else:
@@ -251,6 +259,7 @@ def tool_call_propose(
         # The same call proposed again (a repeated frame, a retried task): the first record stands.
         return ToolRun.objects.get(idempotency_key=key)
     if refusal is not None:
+        _count(run)
         logger.warning(
             "tool call %r in conversation %s refused: %s (%s)",
             call.name[:64],
@@ -302,8 +311,9 @@ def tool_run_decide(
     second gets Conflict."""
     if by_customer and run.approval != Approval.CUSTOMER:
         raise Forbidden("This request needs an agent's approval.")
-    if not by_customer and actor is None:
-        raise Forbidden()
+    if not by_customer and (actor is None or run.approval != Approval.AGENT):
+        # The customer's own confirmation is theirs to give: an agent cannot give it for them.
+        raise Forbidden("This request is waiting for the customer's confirmation.")
     now = timezone.now()
     status = RunStatus.QUEUED if approve else RunStatus.REJECTED
     with transaction.atomic():
@@ -315,12 +325,14 @@ def tool_run_decide(
             queued_at=now if approve else None,
             finished_at=None if approve else now,
             error_message=note[:300],
-            summary="" if approve else "The request was declined, so nothing was changed.",
+            summary="" if approve else (CANCELLED_BY_CUSTOMER if by_customer else DECLINED_BY_AGENT),
             updated_at=now,
         )
         if not updated:
             raise Conflict("This request was already decided.")
         run.refresh_from_db()
+        if not approve:
+            _count(run)
         if approve:
             _enqueue(run)
         run_changed(run)
@@ -337,11 +349,16 @@ def tool_run_decide(
 def tool_run_deliver_later(*, run: ToolRun) -> bool:
     """The answer stops waiting for this run; its result will be posted when it comes. False if the run
     finished in the meantime (the caller reads the result instead)."""
-    return bool(
+    waiting = bool(
         ToolRun.objects.filter(id=run.id)
         .exclude(status__in=[RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.REJECTED])
         .update(deliver_later=True, updated_at=timezone.now())
     )
+    if waiting and run.status == RunStatus.QUEUED:
+        # Still queued after the whole wait: the task message may have been lost (a broker outage when it
+        # was sent). Sending it again is safe: execution is idempotent.
+        _enqueue(run)
+    return waiting
 
 
 # ---- execution (in a Celery worker) --------------------------------------------------------------------
@@ -469,9 +486,16 @@ def _finish(
         if updated:
             run_changed(run)
     if updated:
+        _count(run)
         log = logger.info if status == RunStatus.DONE else logger.warning
         log("tool run %s (%s) %s %s in %s ms", run.id, run.tool, status, error_code, run.duration_ms)
     return run
+
+
+def _count(run: ToolRun) -> None:
+    tool = run.tool if tool_spec(run.tool) is not None else "other"
+    seconds = run.duration_ms / 1000 if run.duration_ms is not None else None
+    metrics.tool_run_count(tenant=run.tenant.slug, tool=tool, status=run.status, seconds=seconds)
 
 
 def tool_runs_recover(*, older_than_seconds: float = 60.0) -> int:

@@ -118,6 +118,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING like every other process, not through a root logger Celery rebuilds.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # LLM: any OpenAI-compatible server. Unset means the embedded llama.cpp server `make run` starts.
 LLM_BASE_URL = env.optional("LLM_BASE_URL") or LOCAL.llm_base_url

@@ -81,6 +81,21 @@
     stage: {
       looking_up: "Looking up our policies…",
       thinking: "Typing…",
+      tool: "Working on your request…",
+    },
+    // Cards for changes the assistant proposed (tool runs that need a confirmation or an approval).
+    tool: {
+      confirm: "Confirm",
+      cancel: "Cancel",
+      ask: "Nothing changes until you confirm.",
+      sending: "Sending…",
+      agent: "Waiting for a colleague to approve",
+      working: "In progress…",
+      done: "Done",
+      cancelled: "Cancelled",
+      declined: "Declined",
+      failed: "That didn't work, and nothing was changed.",
+      untitled: "Request",
     },
   };
 
@@ -375,6 +390,18 @@
     ".system { align-self: center; text-align: center; font-size: 14px; color: #1b1f24; background: #ddf4ff;",
     "  border-radius: 8px; padding: 6px 12px; margin: 0; max-width: 95%; }",
     ".system.error { background: #ffebe9; color: #8a1c12; }",
+    ".tool { align-self: flex-start; max-width: 88%; background: #fff; border: 1px solid #8c959f; border-left: 4px solid #1746c2;",
+    "  border-radius: 8px; padding: 8px 12px; overflow-wrap: anywhere; }",
+    ".tool[data-status=done] { border-left-color: #1a7f37; }",
+    ".tool[data-status=failed] { border-left-color: #b42318; }",
+    ".tool[data-status=rejected] { border-left-color: #8c959f; }",
+    ".tool-label { display: block; font-size: 12px; font-weight: 700; color: #57606a; margin: 0 0 2px; }",
+    ".tool-proposal { margin: 0; font-weight: 600; }",
+    ".tool-state { margin: 4px 0 0; font-size: 14px; color: #424a53; }",
+    ".tool-state:empty, .tool-summary:empty, .tool-error:empty { display: none; }",
+    ".tool-summary { margin: 4px 0 0; font-size: 14px; white-space: pre-wrap; }",
+    ".tool[data-status=failed] .tool-summary { color: #8a1c12; }",
+    ".tool-error { margin: 4px 0 0; font-size: 14px; color: #8a1c12; }",
     ".composer { border-top: 1px solid #d0d7de; padding: 8px 12px 12px; background: #fff; }",
     ".composer label { display: block; font-size: 13px; font-weight: 600; margin: 0 0 4px; }",
     "textarea { display: block; width: 100%; min-height: 44px; max-height: 140px; resize: vertical; padding: 8px 10px;",
@@ -406,7 +433,7 @@
     "  .root *, .root *::before, .root *::after { animation: none !important; transition: none !important; scroll-behavior: auto !important; }",
     "  .dots span { opacity: .7; }",
     "}",
-    "@media (forced-colors: active) { .msg, .panel, .system { border: 1px solid CanvasText; } }",
+    "@media (forced-colors: active) { .msg, .panel, .system, .tool { border: 1px solid CanvasText; } }",
   ].join("\n");
 
   function el(tag, attrs, children) {
@@ -659,6 +686,7 @@
   var customers = {}; // client_msg_id -> customer message view
   var replies = {}; // message_id -> assistant reply view
   var superseded = {}; // message_id -> true
+  var runs = {}; // run_id -> card of a proposed change
   var handoffRequested = false;
 
   function resetConversation() {
@@ -668,6 +696,8 @@
     customers = {};
     replies = {};
     superseded = {};
+    runs = {};
+    pendingDecisions = {};
     handoffRequested = false;
     outbox = [];
     saveOutbox();
@@ -743,16 +773,18 @@
     return view;
   }
 
-  function setProgress(view, stage) {
+  // `text` is the desk's own line for the stage (a running tool's "Checking your order…"); shown as text.
+  function setProgress(view, stage, text) {
     view.progress.textContent = "";
     if (!stage) return;
-    if (stage === "thinking" || !TEXT.stage[stage]) {
+    var line = typeof text === "string" && text.trim() ? text.trim().slice(0, 200) : TEXT.stage[stage];
+    if (stage === "thinking" || !line) {
       view.progress.appendChild(el("span", { className: "dots", "aria-hidden": "true" }, [
         el("span"), el("span"), el("span"),
       ]));
       view.progress.appendChild(el("span", { className: "vh", text: TEXT.stage.thinking }));
     } else {
-      view.progress.appendChild(el("span", { text: TEXT.stage[stage] }));
+      view.progress.appendChild(el("span", { text: line }));
     }
   }
 
@@ -773,6 +805,9 @@
     "assistant.failed": onFinished,
     "assistant.superseded": onSuperseded,
     "handoff.requested": onHandoffRequested,
+    "tool.run": onToolRun,
+    // The result comes again as the `assistant.completed` that follows it, which renders the message.
+    "tool.result": function () {},
   };
   var PUSHED = {
     welcome: onWelcome,
@@ -968,6 +1003,174 @@
     placeStored(line);
   }
 
+  // ---------------------------------------------------------------- proposed changes (tool runs)
+
+  // A run's state arrives as several stored `tool.run` events with the same run_id and the latest wins,
+  // so replaying the stored events (a reload, a reconnect, a catch-up) draws the same card again.
+  var DECIDE_CHECK_MS = 2000;
+  var DECIDE_FINAL = { conflict: true, not_found: true, forbidden: true }; // asking again cannot help
+  var pendingDecisions = {}; // client_msg_id -> {card, socket}: a Confirm or Cancel not answered yet
+
+  function onToolRun(event) {
+    var runId = typeof event.run_id === "string" ? event.run_id : "";
+    if (!runId) return;
+    var card = runs[runId];
+    if (!card) {
+      // A read's result is already in the answer's text, and a refused call never proposed anything.
+      if (event.approval !== "customer" && event.approval !== "agent") return;
+      if (event.status === "refused") return;
+      card = toolCard(runId);
+      runs[runId] = card;
+      placeStored(card.node);
+    }
+    var changed = !card.run || card.run.status !== event.status;
+    card.run = event;
+    if (changed && event.status !== "awaiting_approval") {
+      card.sending = null; // decided (here, in another tab, or by an agent): nothing left to send
+      card.error.textContent = "";
+    }
+    renderToolCard(card);
+    if (changed && welcomed && event.seq > replayedUntil) markUnread();
+  }
+
+  function toolCard(runId) {
+    var label = el("span", { className: "tool-label", "aria-hidden": "true" }); // the group's name already
+    var proposal = el("p", { className: "tool-proposal" });
+    var state = el("p", { className: "tool-state" });
+    var summary = el("p", { className: "tool-summary" });
+    var actions = el("div", { className: "actions" });
+    var error = el("p", { className: "tool-error" });
+    // Focusable from script only: where focus goes when the buttons it was on go away.
+    var node = el("div", { className: "tool", role: "group", tabindex: "-1", "data-run-id": runId }, [
+      label, proposal, state, summary, actions, error,
+    ]);
+    return {
+      id: runId,
+      node: node,
+      label: label,
+      proposal: proposal,
+      state: state,
+      summary: summary,
+      actions: actions,
+      error: error,
+      buttons: null,
+      run: null,
+      sending: null, // the client_msg_id of the decision on its way
+      locked: false, // the desk refused the decision for good
+    };
+  }
+
+  function renderToolCard(card) {
+    var run = card.run;
+    var label = textOf(run.label) || TEXT.tool.untitled;
+    var proposal = textOf(run.proposal);
+    var asking = run.status === "awaiting_approval" && run.approval === "customer";
+    var state = "";
+    var summary = "";
+    if (run.status === "awaiting_approval") state = asking ? TEXT.tool.ask : TEXT.tool.agent;
+    else if (run.status === "queued" || run.status === "running") state = TEXT.tool.working;
+    else if (run.status === "done") {
+      state = TEXT.tool.done;
+      summary = textOf(run.summary);
+    } else if (run.status === "failed") summary = textOf(run.summary) || TEXT.tool.failed;
+    else if (run.status === "rejected") state = run.approval === "customer" ? TEXT.tool.cancelled : TEXT.tool.declined;
+    if (asking && card.sending) state = TEXT.tool.sending;
+
+    card.node.setAttribute("aria-label", label);
+    card.node.setAttribute("data-status", run.status || "");
+    card.node.setAttribute("data-approval", run.approval || "");
+    card.label.textContent = label;
+    card.proposal.textContent = proposal ? proposal.charAt(0).toUpperCase() + proposal.slice(1) : "";
+    if (card.state.textContent !== state) card.state.textContent = state;
+    if (card.summary.textContent !== summary) card.summary.textContent = summary;
+
+    var active = ui.root.activeElement;
+    var focusInside = !!active && active !== card.node && card.node.contains(active);
+    if (asking) {
+      if (!card.buttons) {
+        card.buttons = [decisionButton(card, true), decisionButton(card, false)];
+        card.buttons.forEach(function (button) { card.actions.appendChild(button); });
+      }
+      card.buttons.forEach(function (button) {
+        var word = button.getAttribute("data-approve") === "true" ? TEXT.tool.confirm : TEXT.tool.cancel;
+        button.setAttribute("aria-label", word + ": " + (proposal || label));
+        button.disabled = !!card.sending || card.locked;
+      });
+      if (focusInside && active.disabled) card.node.focus();
+    } else if (card.buttons) {
+      card.actions.textContent = "";
+      card.buttons = null;
+      if (focusInside) card.node.focus();
+    }
+    scrollToEnd(false);
+  }
+
+  function decisionButton(card, approve) {
+    var button = el("button", {
+      type: "button",
+      className: approve ? "confirm" : "secondary cancel",
+      "data-approve": approve ? "true" : "false",
+      text: approve ? TEXT.tool.confirm : TEXT.tool.cancel,
+    });
+    button.addEventListener("click", function () { decide(card, approve); });
+    return button;
+  }
+
+  function decide(card, approve) {
+    if (card.sending || card.locked || !card.run || card.run.status !== "awaiting_approval") return;
+    var id = uuid();
+    card.sending = id;
+    card.error.textContent = "";
+    pendingDecisions[id] = { card: card, socket: isOpen() ? socket : null };
+    renderToolCard(card);
+    sendFrame({ type: "tool.decide", client_msg_id: id, run_id: card.id, approve: approve }, true);
+  }
+
+  function decisionAcked(clientMsgId) {
+    var pending = pendingDecisions[clientMsgId];
+    if (!pending) return;
+    delete pendingDecisions[clientMsgId];
+    var card = pending.card;
+    // The decision is stored; its `tool.run` event follows. Should that push go missing, fetch it.
+    setTimeout(function () {
+      if (runs[card.id] === card && card.sending === clientMsgId) catchUp();
+    }, DECIDE_CHECK_MS);
+  }
+
+  // True if the error answered a decision: the card shows it, not the conversation.
+  function decisionRefused(clientMsgId, code, text) {
+    var pending = pendingDecisions[clientMsgId];
+    if (!pending) return false;
+    delete pendingDecisions[clientMsgId];
+    var card = pending.card;
+    if (card.sending === clientMsgId) card.sending = null;
+    if (DECIDE_FINAL[code]) card.locked = true;
+    card.error.textContent = text;
+    if (runs[card.id] === card) renderToolCard(card);
+    if (code === "conflict") catchUp(); // decided elsewhere: show what happened
+    return true;
+  }
+
+  // A decision sent on a socket that closed before its answer: the replay that follows the welcome
+  // shows whether it counted; until then the buttons work again. Queued ones go out on this socket now.
+  function decisionsReconnected() {
+    Object.keys(pendingDecisions).forEach(function (id) {
+      var pending = pendingDecisions[id];
+      if (!pending.socket) {
+        pending.socket = socket;
+        return;
+      }
+      if (pending.socket === socket) return;
+      delete pendingDecisions[id];
+      if (pending.card.sending === id) pending.card.sending = null;
+      if (runs[pending.card.id] === pending.card) renderToolCard(pending.card);
+    });
+  }
+
+  function textOf(value) {
+    return typeof value === "string" ? value.trim() : "";
+  }
+
   function onWelcome(frame) {
     welcomed = true;
     attempts = 0;
@@ -977,6 +1180,7 @@
       session.conversation_id = frame.conversation_id;
       resetConversation();
     }
+    decisionsReconnected();
     flushOutbox();
   }
 
@@ -990,13 +1194,14 @@
     dropFromOutbox(frame.client_msg_id);
     inFlight[frame.client_msg_id] = false;
     delete pendingActions[frame.client_msg_id];
+    decisionAcked(frame.client_msg_id);
   }
 
   function onProgress(frame) {
     if (superseded[frame.message_id]) return;
     var view = replyView(frame.message_id);
     if (view.final || view.shown) return;
-    setProgress(view, frame.stage);
+    setProgress(view, frame.stage, frame.text);
   }
 
   // The offset rule: a piece that starts inside the shown text is trimmed to its new part, one that
@@ -1030,6 +1235,7 @@
 
   function onError(frame) {
     var text = sentence(frame.code, frame);
+    if (frame.client_msg_id && decisionRefused(frame.client_msg_id, frame.code, text)) return;
     var action = frame.client_msg_id && pendingActions[frame.client_msg_id];
     if (action) {
       delete pendingActions[frame.client_msg_id];

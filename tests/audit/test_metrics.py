@@ -51,6 +51,8 @@ def test_empty_render_declares_every_family_and_nothing_else():
         REPLIES: "counter",
         ERRORS: "counter",
         ABSTENTIONS: "counter",
+        "helpdesk_tool_runs_total": "counter",
+        "helpdesk_tool_run_seconds": "histogram",
     }
     assert exposition.samples == []
 

@@ -42,6 +42,7 @@ def llm(fake_llm: FakeOpenAI) -> Iterator[FakeOpenAI]:
         fake_llm.behaviour = "ok"
         fake_llm.reply_text = DEFAULT_REPLY
         fake_llm.responder = None
+        fake_llm.tool_caller = None
         fake_llm.token_delay = 0.0
         fake_llm.cut_after = 3
         fake_llm.hang_seconds = 30.0

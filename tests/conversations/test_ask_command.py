@@ -86,3 +86,27 @@ def test_ask_exits_non_zero_with_the_error_code_when_the_llm_is_down(kb_tenant, 
         "llm_unavailable",
         True,
     )
+
+
+def test_ask_reports_the_tool_runs_of_the_answer(kb_tenant, fake_llm):
+    from tests.conftest import celery_worker_in_process
+    from tests.tools.conftest import tools_enable
+
+    tools_enable(kb_tenant)
+    accounts.contact_upsert(tenant=kb_tenant, external_id="cust-1002", name="Tom")
+    fake_llm.tool_caller = lambda body: [("bill_explain", "{}")]
+    with celery_worker_in_process():
+        result = _ask("Why is my bill higher?", "--tenant", kb_tenant.slug, "--customer", "cust-1002")
+    [run] = result["tool_runs"]
+    assert (run["tool"], run["status"], run["arguments"], run["approval"]) == (
+        "bill_explain",
+        "done",
+        {},
+        "none",
+    )
+    assert run["summary"].startswith(
+        "Your latest bill NB-202610-1002 covers 2026-10-01 to 2026-10-31: 38.24 EUR"
+    )
+    assert result["answer"].startswith(run["summary"])
+    assert result["timings"]["tool_decision_ms"] > 0
+    assert result["timings"]["tools_ms"] >= run["duration_ms"]

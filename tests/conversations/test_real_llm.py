@@ -16,6 +16,7 @@ from django.core.management import call_command
 from apps.conversations.models import AssistantTrace, Message
 from apps.llm.breaker import reset_breakers
 from helpdesk.stack import embedded
+from tests.conftest import celery_worker_in_process
 from tests.conversations.conftest import asession_for, widget_connect
 
 pytestmark = pytest.mark.slow
@@ -93,3 +94,36 @@ def test_ask_runs_the_same_pipeline_and_prints_json(kb_tenant, local_model):
     assert {p["chunk_id"] for p in result["retrieval"]["passages"]} >= {
         c["chunk_id"] for c in result["citations"]
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_real_model_looks_up_an_order_through_a_celery_worker(kb_tenant, local_model):
+    """SmolLM2 (grammar-constrained by llama.cpp's function-calling format) picks the order tool, the
+    worker runs it against the demo business system, and its facts are the answer."""
+    from apps.accounts import services as accounts
+    from apps.tools.models import RunStatus, ToolRun
+    from tests.tools.conftest import tools_enable
+
+    tools_enable(kb_tenant)
+    accounts.contact_upsert(tenant=kb_tenant, external_id="cust-1001", name="Maria")
+    out = StringIO()
+    with celery_worker_in_process():
+        call_command(
+            "ask",
+            "Where is my order NM-100234?",
+            "--tenant",
+            kb_tenant.slug,
+            "--customer",
+            "cust-1001",
+            "--json",
+            stdout=out,
+        )
+    result = json.loads(out.getvalue())
+    [run] = result["tool_runs"]
+    assert (run["tool"], run["arguments"], run["status"]) == (
+        "order_lookup",
+        {"order_number": "NM-100234"},
+        "done",
+    )
+    assert result["answer"].startswith("Order NM-100234 (")
+    assert ToolRun.objects.get(id=run["run_id"]).status == RunStatus.DONE

@@ -23,7 +23,9 @@ def operator_client(db: None) -> Client:
 
 
 def test_every_changelist_and_change_page_renders(seeded: uuid.UUID, operator_client: Client) -> None:
-    services.plan_change(company=seeded, external_id="cust-1001", plan_code="unlimited-max", idempotency_key="k")
+    services.plan_change(
+        company=seeded, external_id="cust-1001", plan_code="unlimited-max", idempotency_key="k"
+    )
     services.ticket_create(
         company=seeded,
         external_id="cust-1001",

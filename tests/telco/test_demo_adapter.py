@@ -184,7 +184,10 @@ def test_plan_change_once_per_key(seeded: uuid.UUID, adapter: BusinessAdapter) -
     again = adapter.plan_change(customer="cust-1003", plan_code="plus-20", idempotency_key="run-1")
 
     assert first == PlanChangeResult(
-        reference=first.reference, from_plan="unlimited-max", to_plan="plus-20", effective_on=timezone.localdate()
+        reference=first.reference,
+        from_plan="unlimited-max",
+        to_plan="plus-20",
+        effective_on=timezone.localdate(),
     )
     assert again == first
     assert PlanChange.objects.for_company(seeded).count() == 1

@@ -141,7 +141,9 @@ def test_the_same_key_in_two_companies_is_two_changes(seeded: uuid.UUID) -> None
     a = services.plan_change(
         company=seeded, external_id="cust-1002", plan_code="plus-20", idempotency_key="k"
     )
-    b = services.plan_change(company=other, external_id="cust-1002", plan_code="unlimited-max", idempotency_key="k")
+    b = services.plan_change(
+        company=other, external_id="cust-1002", plan_code="unlimited-max", idempotency_key="k"
+    )
 
     assert (a.replayed, b.replayed) == (False, False)
     assert (_plan_of(seeded, "cust-1002"), _plan_of(other, "cust-1002")) == ("plus-20", "unlimited-max")

@@ -249,3 +249,25 @@ def test_the_same_call_proposed_twice_is_one_run(tools_a: TenantStaff) -> None:
     ]
     assert runs[0].id == runs[1].id
     assert ToolRun.objects.count() == 1
+
+
+def test_final_runs_are_counted_in_the_metrics(tools_a: TenantStaff, propose: Propose) -> None:
+    from apps.audit.metrics import metrics_render, metrics_reset
+    from tests.audit.exposition import check_histograms, parse
+
+    metrics_reset()
+    _run(propose(tools_a.tenant, "order_lookup", '{"order_number": "NM-100234"}'))
+    propose(tools_a.tenant, "made_up_tool", "{}")
+    services.tool_run_decide(
+        run=propose(tools_a.tenant, "plan_change", '{"plan_code": "essential-5"}'),
+        approve=False,
+        actor=tools_a.agent,
+    )
+    exposition = parse(metrics_render())
+    check_histograms(exposition)
+    runs = "helpdesk_tool_runs_total"
+    slug = tools_a.tenant.slug
+    assert exposition.value(runs, tenant=slug, tool="order_lookup", status="done") == 1.0
+    assert exposition.value(runs, tenant=slug, tool="other", status="refused") == 1.0
+    assert exposition.value(runs, tenant=slug, tool="plan_change", status="rejected") == 1.0
+    assert exposition.value("helpdesk_tool_run_seconds_count", tenant=slug) == 1.0

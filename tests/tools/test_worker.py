@@ -13,13 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.db import connection
 
 from apps.tools import services
 from apps.tools.models import RunStatus, ToolRun
-from helpdesk.celery import app as celery_app
-from tests.conftest import TenantStaff
+from tests.conftest import TenantStaff, celery_worker_in_process
 from tests.fakes.business_server import FakeBusiness
 from tests.harness import harness_database_url
 from tests.tools.conftest import Propose, tools_enable
@@ -41,9 +39,7 @@ def _wait_final(run: ToolRun, timeout: float) -> ToolRun:
 @pytest.fixture
 def tools_worker() -> Iterator[None]:
     """A worker in this process consuming the tools queue, as the `celery-tools` process of `make run`."""
-    with start_worker(
-        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=["tools"]
-    ):
+    with celery_worker_in_process():
         yield
 
 

@@ -87,9 +87,12 @@ class Command(BaseCommand):
                 "time_to_first_token_ms": result.timings.get("ttft_ms"),
                 "llm_time_to_first_token_ms": result.timings.get("llm_ttft_ms"),
                 "retrieval_ms": result.timings.get("retrieval_ms"),
+                "tool_decision_ms": result.timings.get("tool_decision_ms"),
+                "tools_ms": result.timings.get("tools_ms"),
                 "total_ms": result.timings.get("total_ms"),
             },
-            "retrieval": result.retrieval,
+            "retrieval": {k: v for k, v in result.retrieval.items() if k != "tools"},
+            "tool_runs": result.tools,
         }
         if options["json"]:
             self.stdout.write(json.dumps(outcome, indent=2))
@@ -100,6 +103,9 @@ class Command(BaseCommand):
             self.stdout.write(f"[{reply.status}{', abstained' if reply.abstained else ''}]")
             for c in reply.citations:
                 self.stdout.write(f"  [{c['n']}] {c['title']} · v{c['version']} · {c['section']}")
+            for tool_run in result.tools:
+                detail = f" ({tool_run['error_code']})" if tool_run["error_code"] else ""
+                self.stdout.write(f"  tool {tool_run['tool']}: {tool_run['status']}{detail}")
             if reply.error_code:
                 self.stdout.write(f"error: {reply.error_code}")
         if reply.status in ("failed", "interrupted"):
