@@ -8,21 +8,16 @@ customer. Anything that changes data waits for an agent's approval or the custom
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import logging
 import math
-import random
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from celery import current_app
-from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
@@ -31,9 +26,7 @@ from apps.accounts.models import Tenant, User
 from apps.audit import metrics
 from apps.core.errors import BadRequest, Conflict, Forbidden
 from apps.guardrails.pii import pii_redact
-from apps.tools.breaker import AdapterBreaker
-from apps.tools.connections import adapter_for, base_url_allowed
-from apps.tools.errors import AdapterError, TransientAdapterError
+from apps.tools.connections import base_url_allowed
 from apps.tools.hooks import run_changed
 from apps.tools.models import (
     AdapterKind,
@@ -43,7 +36,7 @@ from apps.tools.models import (
     ToolConnection,
     ToolRun,
 )
-from apps.tools.registry import ToolContext, ToolSpec, tool_spec
+from apps.tools.registry import ToolSpec, tool_spec
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +75,6 @@ class ToolCallRequest:
     call_id: str
     name: str
     arguments: str  # JSON text
-
-
-class RetryLater(Exception):
-    """The worker should try this run again after `countdown` seconds (a transient failure or a run
-    another worker still holds)."""
-
-    def __init__(self, countdown: float, reason: str) -> None:
-        super().__init__(reason)
-        self.countdown = countdown
-        self.reason = reason
 
 
 # ---- configuration -----------------------------------------------------------------------------------
@@ -259,7 +242,7 @@ def tool_call_propose(
         # The same call proposed again (a repeated frame, a retried task): the first record stands.
         return ToolRun.objects.get(idempotency_key=key)
     if refusal is not None:
-        _count(run)
+        run_count(run)
         logger.warning(
             "tool call %r in conversation %s refused: %s (%s)",
             call.name[:64],
@@ -270,7 +253,7 @@ def tool_call_propose(
     else:
         logger.info("tool run %s (%s) %s", run.id, run.tool, run.status)
     if status == RunStatus.QUEUED:
-        _enqueue(run)
+        run_enqueue(run)
     run_changed(run)
     return run
 
@@ -282,7 +265,7 @@ def _redacted_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, 
     return arguments
 
 
-def _limits(spec: ToolSpec | None) -> tuple[int, int, int]:
+def run_limits(spec: ToolSpec | None) -> tuple[int, int, int]:
     """Soft and hard time limits of a run's task, and its lease: all far below the broker's visibility
     timeout, so a running task is never redelivered while it still runs."""
     timeout = math.ceil(spec.timeout_seconds if spec else 10.0)
@@ -291,8 +274,8 @@ def _limits(spec: ToolSpec | None) -> tuple[int, int, int]:
     return soft, hard, hard + 5
 
 
-def _enqueue(run: ToolRun) -> None:
-    soft, hard, _ = _limits(tool_spec(run.tool))
+def run_enqueue(run: ToolRun) -> None:
+    soft, hard, _ = run_limits(tool_spec(run.tool))
     run_id = str(run.id)
 
     def send() -> None:
@@ -332,9 +315,9 @@ def tool_run_decide(
             raise Conflict("This request was already decided.")
         run.refresh_from_db()
         if not approve:
-            _count(run)
+            run_count(run)
         if approve:
-            _enqueue(run)
+            run_enqueue(run)
         run_changed(run)
     logger.info(
         "tool run %s (%s) %s by %s",
@@ -357,160 +340,11 @@ def tool_run_deliver_later(*, run: ToolRun) -> bool:
     if waiting and run.status == RunStatus.QUEUED:
         # Still queued after the whole wait: the task message may have been lost (a broker outage when it
         # was sent). Sending it again is safe: execution is idempotent.
-        _enqueue(run)
+        run_enqueue(run)
     return waiting
 
 
-# ---- execution (in a Celery worker) --------------------------------------------------------------------
-
-
-def tool_run_execute(*, run_id: str) -> ToolRun:
-    """Runs a queued run once. Safe to call for a run delivered twice or re-delivered after its worker was
-    killed: a finished run is returned unchanged, a run another worker holds is retried after its lease,
-    and the business system sees the idempotency key, so a repeated change applies at most once."""
-    run = _claim(run_id)
-    if run.status != RunStatus.RUNNING:
-        return run
-    spec = tool_spec(run.tool)
-    if spec is None:  # the tool was removed after the call was accepted
-        return _finish(run, status=RunStatus.FAILED, error_code="unknown_tool")
-    started = time.monotonic()
-    try:
-        adapter = adapter_for(run.tenant)
-    except AdapterError as exc:
-        return _finish(run, status=RunStatus.FAILED, error_code=exc.code, started=started)
-    breaker = AdapterBreaker(adapter.breaker_key)
-    if not breaker.allow():
-        logger.warning("tool run %s (%s) not attempted: adapter circuit open", run.id, run.tool)
-        return _finish(run, status=RunStatus.FAILED, error_code="unavailable", started=started)
-    context = ToolContext(
-        tenant_id=run.tenant_id, customer=run.customer, idempotency_key=run.idempotency_key, adapter=adapter
-    )
-    try:
-        arguments = spec.input_model.model_validate(run.arguments)
-        output = spec.output_model.model_validate(spec.run(context, arguments).model_dump())
-    except TransientAdapterError as exc:
-        breaker.record_failure()
-        if run.attempts <= int(settings.TOOLS_MAX_RETRIES) and breaker.state().state == "closed":
-            _release(run)
-            countdown = min(10.0, 0.5 * 2 ** (run.attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
-            logger.warning(
-                "tool run %s (%s) attempt %d failed: %s; retrying in %.1fs",
-                run.id,
-                run.tool,
-                run.attempts,
-                exc.code,
-                countdown,
-            )
-            raise RetryLater(countdown, exc.code) from None
-        return _finish(run, status=RunStatus.FAILED, error_code=exc.code, started=started)
-    except AdapterError as exc:
-        breaker.record_success()  # the system answered; the answer was no
-        return _finish(
-            run, status=RunStatus.FAILED, error_code=exc.code, message=exc.message, started=started
-        )
-    except SoftTimeLimitExceeded:
-        breaker.record_failure()
-        return _finish(run, status=RunStatus.FAILED, error_code="timeout", started=started)
-    except ValidationError:
-        return _finish(run, status=RunStatus.FAILED, error_code="bad_response", started=started)
-    breaker.record_success()
-    return _finish(
-        run,
-        status=RunStatus.DONE,
-        result=output.model_dump(mode="json"),
-        summary=spec.summarize(output),
-        started=started,
-    )
-
-
-def _claim(run_id: str) -> ToolRun:
-    now = timezone.now()
-    with transaction.atomic():
-        run = ToolRun.objects.select_for_update().select_related("tenant").get(id=run_id)
-        if run.status == RunStatus.RUNNING and run.lease_until and run.lease_until > now:
-            remaining = (run.lease_until - now).total_seconds()
-            raise RetryLater(remaining + 0.5, "another worker holds the run")
-        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-            return run  # finished, refused, or waiting for approval: nothing to do
-        if run.status == RunStatus.RUNNING:
-            logger.warning(
-                "tool run %s (%s): the worker of attempt %d vanished; running it again with the same key",
-                run.id,
-                run.tool,
-                run.attempts,
-            )
-        _, _, lease = _limits(tool_spec(run.tool))
-        run.status = RunStatus.RUNNING
-        run.attempts += 1
-        run.lease_until = now + datetime.timedelta(seconds=lease)
-        run.started_at = run.started_at or now
-        run.save(update_fields=["status", "attempts", "lease_until", "started_at", "updated_at"])
-        run_changed(run)
-    return run
-
-
-def _release(run: ToolRun) -> None:
-    ToolRun.objects.filter(id=run.id, status=RunStatus.RUNNING, attempts=run.attempts).update(
-        status=RunStatus.QUEUED, lease_until=None, updated_at=timezone.now()
-    )
-
-
-def _finish(
-    run: ToolRun,
-    *,
-    status: str,
-    error_code: str = "",
-    message: str = "",
-    result: dict[str, Any] | None = None,
-    summary: str = "",
-    started: float | None = None,
-) -> ToolRun:
-    now = timezone.now()
-    if status == RunStatus.FAILED and not summary:
-        summary = FAILURES.get(error_code, GENERIC_FAILURE)
-    with transaction.atomic():
-        # Only the holder of this attempt may end the run: exactly one `done` or `failed`.
-        updated = ToolRun.objects.filter(id=run.id, status=RunStatus.RUNNING, attempts=run.attempts).update(
-            status=status,
-            error_code=error_code,
-            error_message=message[:300],
-            result=result,
-            summary=summary,
-            finished_at=now,
-            lease_until=None,
-            duration_ms=int((time.monotonic() - started) * 1000) if started is not None else None,
-            updated_at=now,
-        )
-        run.refresh_from_db()
-        if updated:
-            run_changed(run)
-    if updated:
-        _count(run)
-        log = logger.info if status == RunStatus.DONE else logger.warning
-        log("tool run %s (%s) %s %s in %s ms", run.id, run.tool, status, error_code, run.duration_ms)
-    return run
-
-
-def _count(run: ToolRun) -> None:
+def run_count(run: ToolRun) -> None:
     tool = run.tool if tool_spec(run.tool) is not None else "other"
     seconds = run.duration_ms / 1000 if run.duration_ms is not None else None
     metrics.tool_run_count(tenant=run.tenant.slug, tool=tool, status=run.status, seconds=seconds)
-
-
-def tool_runs_recover(*, older_than_seconds: float = 60.0) -> int:
-    """Re-sends runs a lost message or a dead worker left behind: queued for long, or running past their
-    lease. Safe to run anywhere, any time: execution is idempotent."""
-    now = timezone.now()
-    cutoff = now - datetime.timedelta(seconds=older_than_seconds)
-    stale = list(
-        ToolRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=cutoff).values_list("id", flat=True)
-    ) + list(
-        ToolRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now).values_list("id", flat=True)
-    )
-    for run_id in stale:
-        run = ToolRun.objects.get(id=run_id)
-        _enqueue(run)
-    if stale:
-        logger.warning("re-sent %d tool run(s) left queued or running past their lease", len(stale))
-    return len(stale)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.tools import services
+from apps.tools import execution, services
 from apps.tools.breaker import AdapterBreaker
 from apps.tools.models import RunStatus, ToolRun
 from tests.conftest import TenantStaff
@@ -36,8 +36,8 @@ def _run_to_the_end(run: ToolRun) -> tuple[ToolRun, int]:
     retries = 0
     while True:
         try:
-            return services.tool_run_execute(run_id=str(run.id)), retries
-        except services.RetryLater:
+            return execution.tool_run_execute(run_id=str(run.id)), retries
+        except execution.RetryLater:
             retries += 1
 
 

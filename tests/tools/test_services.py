@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict, Forbidden
 from apps.telco.models import Account, PlanChange, Ticket
-from apps.tools import services
+from apps.tools import execution, services
 from apps.tools.models import RunStatus, ToolRun
 from tests.conftest import TenantStaff
 from tests.tools.conftest import Propose
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _run(run: ToolRun) -> ToolRun:
-    return services.tool_run_execute(run_id=str(run.id))
+    return execution.tool_run_execute(run_id=str(run.id))
 
 
 # ---- nothing runs: refusals before anything is enqueued ----------------------------------------------
@@ -204,7 +204,7 @@ def test_a_run_whose_worker_died_is_run_again_with_the_same_key_and_applies_once
     services.tool_run_decide(run=run, approve=True, actor=tools_a.agent)
     # A first worker applied the change and died before recording it: the business system has the key,
     # the run is still `running` under that worker's lease.
-    claimed = services._claim(str(run.id))
+    claimed = execution._claim(str(run.id))
     assert (claimed.status, claimed.attempts) == (RunStatus.RUNNING, 1)
     from apps.telco.services import plan_change
 
@@ -215,7 +215,7 @@ def test_a_run_whose_worker_died_is_run_again_with_the_same_key_and_applies_once
         idempotency_key=run.idempotency_key,
     )
     # While the lease holds, a redelivered task waits instead of running it a second time.
-    with pytest.raises(services.RetryLater):
+    with pytest.raises(execution.RetryLater):
         _run(run)
     ToolRun.objects.filter(id=run.id).update(lease_until=timezone.now() - datetime.timedelta(seconds=1))
     done = _run(run)
@@ -230,7 +230,7 @@ def test_recovery_resends_runs_left_behind(tools_a: TenantStaff, propose: Propos
     ToolRun.objects.filter(id=stale.id).update(queued_at=timezone.now() - datetime.timedelta(minutes=5))
     fresh = propose(tools_a.tenant, "bill_explain", "{}")
     assert fresh.status == RunStatus.QUEUED
-    assert services.tool_runs_recover() == 1
+    assert execution.tool_runs_recover() == 1
 
 
 def test_the_same_call_proposed_twice_is_one_run(tools_a: TenantStaff) -> None:

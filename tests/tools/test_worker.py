@@ -63,7 +63,7 @@ def test_a_task_delivered_twice_changes_the_plan_once(
     tools_enable(tenant_a.tenant)
     run = propose(tenant_a.tenant, "plan_change", '{"plan_code": "unlimited-max"}')
     services.tool_run_decide(run=run, approve=True, actor=tenant_a.agent)  # sends the task once
-    services._enqueue(run)  # and a duplicate delivery
+    services.run_enqueue(run)  # and a duplicate delivery
     done = _wait_final(run, 20)
     time.sleep(1.0)  # let the duplicate be consumed too
     done.refresh_from_db()
