@@ -21,6 +21,8 @@ from apps.accounts import services
 from apps.accounts.models import Role, Tenant, User
 
 _sequence = itertools.count(1)
+# The root level LOGGING configured (Django is set up before this module is imported).
+_CONFIGURED_ROOT_LEVEL = logging.getLogger().level
 
 
 @dataclass(frozen=True)
@@ -281,3 +283,12 @@ def celery_worker_in_process(*, queues: Iterable[str] = ("tools",)) -> Iterator[
     finally:
         root.setLevel(level)
         celery_app.amqp.queues._consume_from = selection  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _root_log_level_restored() -> Iterator[None]:
+    """Starting a Celery worker sets the root logger's level process-wide (to ERROR by default); put it
+    back after every test, so a later test's caplog sees what the LOGGING configuration lets through."""
+    logging.getLogger().setLevel(_CONFIGURED_ROOT_LEVEL)
+    yield
+    logging.getLogger().setLevel(_CONFIGURED_ROOT_LEVEL)
