@@ -278,7 +278,7 @@ class _Answer:
         self.timings["retrieval_ms"] = self._ms(t)
         self.retrieval_info = _retrieval_summary(retrieval)
         if decision_task is not None:
-            await self._carry_out_tools(await decision_task, customer)
+            await self._carry_out_tools(await decision_task, customer, question, retrieval.answerable)
         if not retrieval.answerable:
             if self.tools is not None and self.tools.acted:
                 return await self._tools_only()
@@ -350,7 +350,9 @@ class _Answer:
         )
         return self.decision_task
 
-    async def _carry_out_tools(self, decision: ToolDecision, customer: str | None) -> None:
+    async def _carry_out_tools(
+        self, decision: ToolDecision, customer: str | None, question: RedactedText, answerable: bool
+    ) -> None:
         self.timings["tool_decision_ms"] = round(decision.seconds * 1000, 1)
         self.decision_tokens = decision.prompt_tokens + decision.completion_tokens
         if not decision.calls:
@@ -363,6 +365,8 @@ class _Answer:
             conversation_id=self.message.conversation_id,
             message_id=self.message.id,
             progress=self._tool_progress,
+            question=question,
+            answered_by_policies=answerable,
         )
         self.timings["tools_ms"] = self._ms(t)
         self.tools_info = [

@@ -66,6 +66,8 @@ async def tools_carry_out(
     conversation_id: uuid.UUID,
     message_id: uuid.UUID,
     progress: ProgressCallback,
+    question: RedactedText,
+    answered_by_policies: bool,
 ) -> ToolsOutcome:
     outcome = ToolsOutcome()
     queued: list[ToolRun] = []
@@ -79,6 +81,8 @@ async def tools_carry_out(
             customer=customer,
             conversation_ref=conversation_id,
             message_ref=message_id,
+            question=str(question),
+            answered_by_policies=answered_by_policies,
         )
         outcome.runs.append(run)
         if run.status == RunStatus.QUEUED:

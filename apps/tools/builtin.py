@@ -124,6 +124,7 @@ ORDER_LOOKUP = tool_register(
         effect="read",
         timeout_seconds=10,
         progress="Checking your order…",
+        topics=("order", "deliver", "ship", "parcel", "package", "track", "arriv", "courier", "nm-"),
         run=_order_lookup,
         summarize=_order_summary,
     )
@@ -138,6 +139,7 @@ BILL_EXPLAIN = tool_register(
         effect="read",
         timeout_seconds=10,
         progress="Looking at your latest bill…",
+        topics=("bill", "invoice", "charge", "pay", "cost", "fee", "amount", "price", "expensive"),
         run=_bill_explain,
         summarize=_bill_summary,
     )
@@ -152,6 +154,7 @@ PLANS_COMPARE = tool_register(
         effect="read",
         timeout_seconds=10,
         progress="Comparing plans…",
+        topics=("plan", "tariff", "contract", "price", "cheaper", "upgrade", "downgrade", "switch", "bundle"),
         run=_plans_compare,
         summarize=_plans_summary,
     )

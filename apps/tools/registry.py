@@ -45,10 +45,18 @@ class ToolSpec:
     label: str = ""  # for people: "Look up an order"
     # What a proposal asks for, from its validated arguments: "change your plan to plus-20".
     describe: Callable[[dict[str, Any]], str] | None = None
+    # Word stems a request for this tool nearly always contains ("order", "deliver"...). Used only to
+    # drop a read the model called while the policies already answer a question that names none of
+    # them (small models call a tool for almost everything); never to start a tool.
+    topics: tuple[str, ...] = ()
 
     @property
     def changes_data(self) -> bool:
         return self.effect == "change"
+
+    def mentioned_in(self, text: str) -> bool:
+        lowered = text.lower()
+        return not self.topics or any(topic in lowered for topic in self.topics)
 
     def function_spec(self) -> dict[str, Any]:
         return {
@@ -61,13 +69,36 @@ class ToolSpec:
         }
 
 
+# llama.cpp turns the offered schema into a grammar, and a long string limit (`maxLength: 2000`) becomes a
+# rule nested 2000 deep that it refuses to parse (its server then fails the request). Such limits stay out
+# of what the model is offered; short ones and patterns help a small model and stay. The input model
+# still enforces every limit before anything runs.
+_NOT_OFFERED = frozenset({"title"})
+_LONGEST_OFFERED_LENGTH = 64
+
+
 def _parameters_schema(model: type[ToolInput]) -> dict[str, Any]:
-    schema = copy.deepcopy(model.model_json_schema())
-    schema.pop("title", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
+    schema = _without(copy.deepcopy(model.model_json_schema()))
     schema.setdefault("properties", {})
     return schema
+
+
+def _without(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    long_text = int(node.get("maxLength", 0)) > _LONGEST_OFFERED_LENGTH
+    cleaned: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _NOT_OFFERED or (long_text and key in ("maxLength", "minLength")):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            # Property names are data, not keywords: a field called `title` stays.
+            cleaned[key] = {name: _without(schema) for name, schema in value.items()}
+        else:
+            cleaned[key] = _without(value)
+    return cleaned
 
 
 _registry: dict[str, ToolSpec] = {}

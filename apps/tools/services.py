@@ -52,6 +52,7 @@ REFUSALS = {
         "Please sign in and ask again, or I can connect you with a person."
     ),
     "too_many_calls": "That was more than I can do at once, so I stopped.",
+    "not_relevant": "",  # the policies answer the question; the customer is told nothing about it
 }
 FAILURES = {
     "not_found": (
@@ -160,10 +161,15 @@ def tool_call_propose(
     customer: str | None,
     conversation_ref: uuid.UUID | None = None,
     message_ref: uuid.UUID | None = None,
+    question: str | None = None,
+    answered_by_policies: bool = False,
 ) -> ToolRun:
     """Checks a model's tool call against the registry, the company's policy and the tool's schema, and
     records it: `refused` (nothing runs), `awaiting_approval` (a change waits for a person), or `queued`
-    (a Celery worker runs it once this transaction commits)."""
+    (a Celery worker runs it once this transaction commits).
+
+    `question` (the customer's redacted words) and `answered_by_policies` let a read the question never
+    asked for be dropped when the policies already answer it."""
     spec = tool_spec(call.name)
     refusal: str | None = None
     detail = ""
@@ -200,6 +206,13 @@ def tool_call_propose(
                 arguments = _redacted_arguments(spec, validated.model_dump(mode="json"))
                 if spec.needs_identity and not customer:
                     refusal, detail = "identity_required", "the customer is not verified"
+                elif (
+                    not spec.changes_data
+                    and answered_by_policies
+                    and question is not None
+                    and not spec.mentioned_in(question)
+                ):
+                    refusal, detail = "not_relevant", "the question names nothing this tool does"
     canonical = _canonical(arguments) if refusal is None else call.arguments
     key = _idempotency_key(
         tenant=tenant,

@@ -396,3 +396,16 @@ async def test_a_customer_message_asking_to_run_tools_runs_nothing_outside_polic
     assert all(status in (RunStatus.AWAITING_APPROVAL, RunStatus.REFUSED) for status, _ in runs)
     assert all(customer == "cust-1001" for _, customer in runs)
     assert (plan_changes, tickets, toms_plan) == (0, 0, "essential-5")
+
+
+async def test_a_lookup_nobody_asked_for_does_not_crowd_a_policy_answer(
+    tools_tenant: Tenant, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.tool_caller = lambda body: [("plans_compare", "{}")]  # what SmolLM2 does for this question
+    fake_llm.reply_text = "Yes: roaming in EU countries is included at no extra charge [1]."
+    token = await database_sync_to_async(_verified_token)(tools_tenant)
+    frames, final = await _ask(tools_tenant, token, "Is roaming in the European Union free?")
+    assert final["message"]["text"] == "Yes: roaming in EU countries is included at no extra charge [1]."
+    [run] = await database_sync_to_async(_runs)(tools_tenant)
+    assert (run.status, run.error_code, run.queued_at) == (RunStatus.REFUSED, "not_relevant", None)
+    assert not any(f.get("stage") == "tool" for f in frames)

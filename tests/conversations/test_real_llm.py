@@ -127,3 +127,28 @@ def test_the_real_model_looks_up_an_order_through_a_celery_worker(kb_tenant, loc
     )
     assert result["answer"].startswith("Order NM-100234 (")
     assert ToolRun.objects.get(id=run["run_id"]).status == RunStatus.DONE
+
+
+@pytest.mark.parametrize(
+    "tool", ["order_lookup", "bill_explain", "plans_compare", "plan_change", "ticket_create"]
+)
+def test_the_real_server_turns_every_tool_schema_into_a_grammar(local_model, tool):
+    """llama.cpp compiles the offered parameters into a grammar; a schema it cannot compile (a long
+    maxLength did) fails the request, so each tool is forced once here."""
+    import openai
+
+    from apps.tools.registry import tool_spec
+
+    spec = tool_spec(tool)
+    assert spec is not None
+    client = openai.OpenAI(base_url=local_model, api_key="local-no-key", max_retries=0, timeout=60)
+    response = client.chat.completions.create(  # type: ignore[call-overload]
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "My phone has no signal since Monday; order NM-100234."}],
+        tools=[spec.function_spec()],
+        tool_choice={"type": "function", "function": {"name": tool}},
+        max_tokens=60,
+        temperature=0,
+    )
+    [call] = response.choices[0].message.tool_calls or []
+    assert call.function.name == tool

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from django.utils import timezone
+from pydantic import ValidationError
 
 from apps.core.errors import Conflict, Forbidden
 from apps.telco.models import Account, PlanChange, Ticket
@@ -271,3 +272,38 @@ def test_final_runs_are_counted_in_the_metrics(tools_a: TenantStaff, propose: Pr
     assert exposition.value(runs, tenant=slug, tool="other", status="refused") == 1.0
     assert exposition.value(runs, tenant=slug, tool="plan_change", status="rejected") == 1.0
     assert exposition.value("helpdesk_tool_run_seconds_count", tenant=slug) == 1.0
+
+
+def test_the_offered_schemas_carry_no_limit_a_grammar_cannot_hold() -> None:
+    from apps.tools.registry import tool_specs
+
+    for spec in tool_specs():
+        offered = spec.function_spec()["function"]["parameters"]
+        assert '"title"' not in json.dumps(offered)
+        assert all(prop.get("maxLength", 0) <= 64 for prop in offered["properties"].values())
+    # ...while the input models still enforce them.
+    from apps.tools.schemas import TicketCreateInput
+
+    with pytest.raises(ValidationError):
+        TicketCreateInput(subject="x" * 121, description="ok ok")
+
+
+def test_a_read_the_question_never_asked_for_is_dropped_when_the_policies_answer(
+    tools_a: TenantStaff, propose: Propose
+) -> None:
+    def call(question: str, answered: bool) -> ToolRun:
+        return services.tool_call_propose(
+            tenant=tools_a.tenant,
+            call=services.ToolCallRequest(call_id="c", name="plans_compare", arguments="{}"),
+            index=0,
+            customer="cust-1001",
+            conversation_ref=uuid.uuid4(),
+            message_ref=uuid.uuid4(),
+            question=question,
+            answered_by_policies=answered,
+        )
+
+    dropped = call("Is roaming in the EU free?", True)
+    assert (dropped.status, dropped.error_code, dropped.summary) == (RunStatus.REFUSED, "not_relevant", "")
+    assert call("Is roaming in the EU free?", False).status == RunStatus.QUEUED  # nothing else answers it
+    assert call("Which plan is cheaper for roaming?", True).status == RunStatus.QUEUED  # it names a plan
