@@ -280,6 +280,8 @@ class Supervisor:
             "",
             f"Helpdesk is running: {self.web_url}/",
             f"  chat widget on the demo company's website   {self.web_url}/demo/",
+            f"  ...signed in as a customer (tools)          {self.web_url}/demo/?customer=cust-1001",
+            f"  tools and approvals (agents, admins)        {self.web_url}/staff/nimbus/tools/",
             f"  staff sign-in   {self.web_url}/accounts/login/",
             f"  Django admin    {self.web_url}/admin/",
             f"  health          {self.web_url}/healthz",
