@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from apps.accounts.models import Tenant
+from apps.core.sealing import SealBroken, unseal
 from apps.tools.adapters import BusinessAdapter
 from apps.tools.errors import AdapterError
 from apps.tools.models import AdapterKind, ToolConnection
@@ -33,9 +34,16 @@ def adapter_for(tenant: Tenant) -> BusinessAdapter:
     from apps.tools.http import AdapterHttpClient, HttpAdapter
 
     allowed = connection_allowed_hosts(connection)
+    try:
+        secret = unseal(connection.auth_secret)
+    except SealBroken:
+        raise AdapterError(
+            "secret_unreadable",
+            "the stored API secret was sealed under a key this installation no longer has",
+        ) from None
     client = AdapterHttpClient(
         base_url=connection.base_url,
-        auth_secret=connection.auth_secret,
+        auth_secret=secret,
         timeout_seconds=connection.timeout_seconds,
         allowed_hosts=allowed,
     )

@@ -34,7 +34,8 @@ class ToolConnection(TenantScopedModel):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="tool_connection")
     adapter = models.CharField(max_length=8, choices=AdapterKind.choices, default=AdapterKind.NONE)
     base_url = models.URLField(blank=True)
-    # Sent as a bearer token to the company's API. Never rendered back, never logged.
+    # Sent as a bearer token to the company's API; stored sealed (apps/core/sealing.py), never rendered
+    # back, never logged.
     auth_secret = models.CharField(max_length=500, blank=True)
     timeout_seconds = models.FloatField(default=10.0)
     allowed_hosts = ArrayField(models.CharField(max_length=253), default=list, blank=True)

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from apps.accounts.models import Tenant, User
 from apps.audit import metrics
 from apps.core.errors import BadRequest, Conflict, Forbidden
+from apps.core.sealing import seal
 from apps.guardrails.pii import pii_redact
 from apps.tools.connections import base_url_allowed
 from apps.tools.hooks import run_changed
@@ -41,6 +42,7 @@ from apps.tools.registry import ToolSpec, tool_spec
 logger = logging.getLogger(__name__)
 
 MAX_CALLS_PER_ANSWER = 3
+MAX_SECRET_CHARS = 256  # sealed, it must still fit ToolConnection.auth_secret
 # What the customer is told when a call is refused; never the model's text or the schema's internals.
 REFUSALS = {
     "unknown_tool": "I tried to use something I don't have, so I didn't do anything.",
@@ -115,6 +117,8 @@ def tool_connection_configure(
         raise BadRequest("The base URL must start with https:// (or http:// for a local test server).")
     if not 0 < timeout_seconds <= 60:
         raise BadRequest("The timeout must be between 0 and 60 seconds.")
+    if auth_secret is not None and len(auth_secret) > MAX_SECRET_CHARS:
+        raise BadRequest(f"The secret may be at most {MAX_SECRET_CHARS} characters long.")
     connection = ToolConnection.objects.filter(tenant=tenant).first() or ToolConnection(tenant=tenant)
     if allowed_hosts is not None:  # the platform operator's choice (Django admin), never a company admin's
         connection.allowed_hosts = sorted({h.strip().lower() for h in allowed_hosts if h.strip()})
@@ -127,7 +131,7 @@ def tool_connection_configure(
     connection.adapter = adapter
     connection.base_url = base_url if adapter == AdapterKind.HTTP else ""
     if auth_secret is not None:
-        connection.auth_secret = auth_secret
+        connection.auth_secret = seal(auth_secret)  # never stored as given (apps/core/sealing.py)
     connection.timeout_seconds = timeout_seconds
     connection.save()
     return connection

@@ -106,3 +106,29 @@ def test_a_host_the_operator_did_not_allow_is_never_called(
         0,
         0,
     )
+
+
+def test_the_secret_is_sealed_in_the_database_and_sent_as_given(
+    tenant_a: TenantStaff, propose: Propose, business: FakeBusiness
+) -> None:
+    from apps.tools.models import ToolConnection
+
+    stored = ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret
+    assert stored.startswith("sealed:v1:")
+    assert "tok" not in stored.removeprefix("sealed:v1:")  # the fake business system's token is "tok"
+    run, _ = _run_to_the_end(propose(tenant_a.tenant, "plans_compare", "{}"))
+    assert run.status == RunStatus.DONE
+    assert business.requests[-1].headers["authorization"] == "Bearer tok"
+
+
+def test_a_secret_no_key_opens_fails_the_run_clearly(
+    tenant_a: TenantStaff, propose: Propose, business: FakeBusiness, settings
+) -> None:
+    settings.SECRET_KEY = "rotated-without-a-fallback-" + "z" * 30
+    run, retries = _run_to_the_end(propose(tenant_a.tenant, "plans_compare", "{}"))
+    assert (run.status, run.error_code, retries, business.request_count) == (
+        RunStatus.FAILED,
+        "secret_unreadable",
+        0,
+        0,
+    )

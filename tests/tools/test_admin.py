@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from apps.accounts.models import User
+from apps.core.sealing import unseal
 from apps.tools import services
 from apps.tools.models import TenantTool, ToolConnection, ToolRun
 from apps.tools.services import ToolCallRequest
@@ -120,7 +121,7 @@ def test_the_operator_allows_a_host_and_sets_a_new_token(
 
     assert response.status_code == 302
     row = ToolConnection.objects.get(pk=connection.pk)
-    assert (row.base_url, row.allowed_hosts, row.auth_secret) == (
+    assert (row.base_url, row.allowed_hosts, unseal(row.auth_secret)) == (
         "https://billing.example.net/v2",
         ["api.example.com", "billing.example.net"],
         "sk-live-rotated",
@@ -137,7 +138,7 @@ def test_an_empty_token_field_keeps_the_stored_one(
 
     assert response.status_code == 302
     row = ToolConnection.objects.get(pk=connection.pk)
-    assert (row.timeout_seconds, row.auth_secret) == (8.0, SECRET)
+    assert (row.timeout_seconds, unseal(row.auth_secret)) == (8.0, SECRET)
 
 
 def test_a_url_on_a_host_not_allowed_is_a_form_error_and_changes_nothing(

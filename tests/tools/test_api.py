@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from apps.core.sealing import unseal
 from apps.tools import services
 from apps.tools.models import TenantTool, ToolConnection, ToolRun
 from apps.tools.registry import tool_specs
@@ -244,7 +245,7 @@ def test_an_http_url_on_an_allowed_host_is_accepted_and_the_secret_never_comes_b
     assert SECRET not in response.content.decode()
     row = connection_row(tenant_a.tenant)
     assert row is not None
-    assert (row["adapter"], row["base_url"], row["auth_secret"]) == (
+    assert (row["adapter"], row["base_url"], unseal(row["auth_secret"])) == (
         "http",
         "https://api.example.com/desk",
         SECRET,
@@ -260,12 +261,12 @@ def test_an_omitted_secret_is_kept_and_an_empty_one_removes_it(tenant_a, api_adm
     kept = api_admin_a.put(url, {**body, "timeout_seconds": 3}, format="json")
 
     assert (kept.status_code, kept.json()["has_secret"]) == (200, True)
-    assert ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret == SECRET
+    assert unseal(ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret) == SECRET
 
     removed = api_admin_a.put(url, {**body, "auth_secret": ""}, format="json")
 
     assert (removed.status_code, removed.json()["has_secret"]) == (200, False)
-    assert ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret == ""
+    assert unseal(ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret) == ""
 
 
 def test_a_company_admin_cannot_widen_the_allowed_hosts(tenant_a, api_admin_a, settings):

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from apps.core.sealing import unseal
 from apps.tools import services
 from apps.tools.models import TenantTool, ToolConnection, ToolRun
 from apps.tools.services import ToolCallRequest
@@ -331,7 +332,7 @@ def test_admin_connects_the_demo_system(tenant_a, client_admin_a):
     assert messages_of(response) == [("success", "The connection is saved: Demo business system.")]
     row = connection_row(tenant_a.tenant)
     assert row is not None
-    assert (row["adapter"], row["base_url"], row["timeout_seconds"], row["auth_secret"]) == (
+    assert (row["adapter"], row["base_url"], row["timeout_seconds"], unseal(row["auth_secret"])) == (
         "demo",
         "",
         4.0,
@@ -377,7 +378,7 @@ def test_the_secret_is_stored_kept_when_left_empty_and_removed_on_request(tenant
     saved = post(client_admin_a, {**form, "auth_secret": SECRET})
 
     assert messages_of(saved) == [("success", "The connection is saved: The company's HTTP API.")]
-    assert ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret == SECRET
+    assert unseal(ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret) == SECRET
     html = client_admin_a.get(page_url()).content.decode()
     assert SECRET not in html
     assert '<input type="checkbox" id="clear_secret" name="clear_secret">' in html
@@ -385,10 +386,10 @@ def test_the_secret_is_stored_kept_when_left_empty_and_removed_on_request(tenant
     post(client_admin_a, {**form, "auth_secret": "", "timeout_seconds": "7"})
     row = connection_row(tenant_a.tenant)
     assert row is not None
-    assert (row["auth_secret"], row["timeout_seconds"]) == (SECRET, 7.0)
+    assert (unseal(row["auth_secret"]), row["timeout_seconds"]) == (SECRET, 7.0)
 
     post(client_admin_a, {**form, "clear_secret": "on"})
-    assert ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret == ""
+    assert unseal(ToolConnection.objects.get(tenant=tenant_a.tenant).auth_secret) == ""
     assert "No token is stored." in client_admin_a.get(page_url()).content.decode()
 
 
