@@ -142,7 +142,13 @@ def model_server() -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="hdtd-") as tmp:
         log = Path(tmp) / "llm.log"
         llm = embedded.llm_child(
-            port=port, model_alias=MODEL_ALIAS, log_path=log, env=dict(os.environ), cwd=ROOT
+            port=port,
+            model_alias=MODEL_ALIAS,
+            log_path=log,
+            env=dict(os.environ),
+            cwd=ROOT,
+            chat_format="chatml-function-calling",
+            name="llm-tools",
         )
         llm.start()
         try:

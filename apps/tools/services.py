@@ -9,6 +9,7 @@ customer. Anything that changes data waits for an agent's approval or the custom
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import math
@@ -278,7 +279,9 @@ def tool_call_propose(
 def _redacted_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:
     for name in spec.free_text_fields:
         if isinstance(arguments.get(name), str):
-            arguments[name] = str(pii_redact(arguments[name]))
+            # llama.cpp's function-calling format HTML-escapes the prompt, and a small model copies the
+            # entities (&#34;) into what it writes: free text is stored as the customer would read it.
+            arguments[name] = str(pii_redact(html.unescape(arguments[name])))
     return arguments
 
 

@@ -125,6 +125,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LLM_BASE_URL = env.optional("LLM_BASE_URL") or LOCAL.llm_base_url
 LLM_MODEL = env.str("LLM_MODEL", "smollm2-135m-instruct")
 LLM_API_KEY = env.str("LLM_API_KEY", "local-no-key")
+# The tool decision (apps/llm/tooling.py): unset means the answers' server and model. The embedded stack
+# runs a second llama.cpp server for it, with the function-calling chat format: that format HTML-escapes
+# whole prompts (answers through it came back with &#39;), and one server alternating the two prompts
+# re-reads the tool schemas every time (docs/adr/0005).
+LLM_TOOLS_BASE_URL = env.optional("LLM_TOOLS_BASE_URL") or (
+    None if env.optional("LLM_BASE_URL") else LOCAL.llm_tools_base_url
+)
+LLM_TOOLS_MODEL = env.optional("LLM_TOOLS_MODEL")
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", 60.0)
 # Streaming replies (apps/llm/streaming.py): attempts are retried only before the first token.
 LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", 3)

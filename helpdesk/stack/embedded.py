@@ -239,7 +239,19 @@ def local_model_path() -> Path:
     return path
 
 
-def llm_child(*, port: int, model_alias: str, log_path: Path, env: dict[str, str], cwd: Path) -> Child:
+def llm_child(
+    *,
+    port: int,
+    model_alias: str,
+    log_path: Path,
+    env: dict[str, str],
+    cwd: Path,
+    chat_format: str | None = None,
+    name: str = "llm",
+) -> Child:
+    """The bundled model behind llama.cpp's OpenAI-compatible server. Answers use the model's own chat
+    template; tool decisions use a second server with `chat_format="chatml-function-calling"`
+    (grammar-constrained tool calls), because that format HTML-escapes every prompt."""
     argv = [
         sys.executable,
         "-m",
@@ -254,13 +266,12 @@ def llm_child(*, port: int, model_alias: str, log_path: Path, env: dict[str, str
         str(port),
         "--n_ctx",
         "4096",
-        # Grammar-constrained tool calls (apps/llm/tooling.py); prompts without tools render as plain ChatML.
-        "--chat_format",
-        "chatml-function-calling",
         "--n_threads",
         str(max(1, min(4, os.cpu_count() or 1))),
     ]
-    return Child("llm", argv, log_path=log_path, env=env, cwd=cwd, stop_timeout=10)
+    if chat_format:
+        argv += ["--chat_format", chat_format]
+    return Child(name, argv, log_path=log_path, env=env, cwd=cwd, stop_timeout=10)
 
 
 def http_ready(url: str, *, expect_status: int = 200, timeout: float = 2.0) -> None:

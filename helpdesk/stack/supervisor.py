@@ -74,6 +74,7 @@ class Supervisor:
                 "DATABASE_URL": self.external_db or self.local.database_url,
                 "REDIS_URL": self.external_redis or self.local.redis_url,
                 "LLM_BASE_URL": self.external_llm or self.local.llm_base_url,
+                **({} if self.external_llm else {"LLM_TOOLS_BASE_URL": self.local.llm_tools_base_url}),
                 "LLM_MODEL": self.env.str("LLM_MODEL", DEFAULT_LLM_MODEL),
                 "PYTHONUNBUFFERED": "1",
                 "HF_HUB_OFFLINE": "1",
@@ -101,6 +102,7 @@ class Supervisor:
             check_openai_compatible(self.external_llm, "LLM_BASE_URL", self.env.str("LLM_API_KEY", "none"))
         else:
             check_port(self.local.llm_port, "embedded LLM server", "HELPDESK_LLM_PORT")
+            check_port(self.local.llm_tools_port, "embedded LLM server for tools", "HELPDESK_LLM_TOOLS_PORT")
             embedded.local_model_path()
         embeddings_url = self.env.optional("EMBEDDINGS_BASE_URL")
         if embeddings_url:
@@ -171,7 +173,7 @@ class Supervisor:
                 )
             )
             self._ready("valkey", lambda: embedded.redis_ready(self.local.redis_url), 20, vk)
-        llm = None
+        llm = llm_tools = None
         if not self.external_llm:
             say(f"starting the local LLM server on 127.0.0.1:{self.local.llm_port} (SmolLM2-135M, bundled)")
             llm = self._spawn(
@@ -181,6 +183,18 @@ class Supervisor:
                     log_path=log / "llm.log",
                     env=env,
                     cwd=BASE_DIR,
+                )
+            )
+            say(f"starting the LLM server for tool decisions on 127.0.0.1:{self.local.llm_tools_port}")
+            llm_tools = self._spawn(
+                embedded.llm_child(
+                    port=self.local.llm_tools_port,
+                    model_alias=env["LLM_MODEL"],
+                    log_path=log / "llm-tools.log",
+                    env=env,
+                    cwd=BASE_DIR,
+                    chat_format="chatml-function-calling",
+                    name="llm-tools",
                 )
             )
         say("applying migrations")
@@ -247,6 +261,9 @@ class Supervisor:
         )
         if llm is not None:
             self._ready("llm", lambda: embedded.http_ready(f"{self.local.llm_base_url}/models"), 180, llm)
+        if llm_tools is not None:
+            tools_url = f"{self.local.llm_tools_base_url}/models"
+            self._ready("llm-tools", lambda: embedded.http_ready(tools_url), 180, llm_tools)
         self._ready("daphne", lambda: embedded.http_ready(f"{self.web_url}/accounts/login/"), 60, web)
         self.wait_healthy(timeout=180)
         self.print_welcome(demo)

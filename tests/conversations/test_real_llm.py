@@ -22,12 +22,16 @@ from tests.conversations.conftest import asession_for, widget_connect
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def real_llm() -> Iterator[str]:
+def _server(chat_format: str | None) -> Iterator[str]:
     port = embedded.free_port()
     log = Path(tempfile.mkdtemp(prefix="llm-")) / "llm.log"
     child = embedded.llm_child(
-        port=port, model_alias="smollm2-135m-instruct", log_path=log, env={}, cwd=Path.cwd()
+        port=port,
+        model_alias="smollm2-135m-instruct",
+        log_path=log,
+        env={},
+        cwd=Path.cwd(),
+        chat_format=chat_format,
     )
     child.start()
     base_url = f"http://127.0.0.1:{port}/v1"
@@ -40,9 +44,22 @@ def real_llm() -> Iterator[str]:
         child.stop()
 
 
+@pytest.fixture(scope="module")
+def real_llm() -> Iterator[str]:
+    """The answers' server, as `make run` starts it."""
+    yield from _server(None)
+
+
+@pytest.fixture(scope="module")
+def real_tools_llm() -> Iterator[str]:
+    """The tool decisions' server, as `make run` starts it (function-calling chat format)."""
+    yield from _server("chatml-function-calling")
+
+
 @pytest.fixture
-def local_model(real_llm: str, settings: Any) -> str:
+def local_model(real_llm: str, real_tools_llm: str, settings: Any) -> str:
     settings.LLM_BASE_URL = real_llm
+    settings.LLM_TOOLS_BASE_URL = real_tools_llm
     settings.LLM_MODEL = "smollm2-135m-instruct"
     settings.LLM_MAX_TOKENS = 96
     settings.LLM_TEMPERATURE = 0.0  # greedy: the same answer every run
@@ -132,7 +149,7 @@ def test_the_real_model_looks_up_an_order_through_a_celery_worker(kb_tenant, loc
 @pytest.mark.parametrize(
     "tool", ["order_lookup", "bill_explain", "plans_compare", "plan_change", "ticket_create"]
 )
-def test_the_real_server_turns_every_tool_schema_into_a_grammar(local_model, tool):
+def test_the_real_server_turns_every_tool_schema_into_a_grammar(real_tools_llm, tool):
     """llama.cpp compiles the offered parameters into a grammar; a schema it cannot compile (a long
     maxLength did) fails the request, so each tool is forced once here."""
     import openai
@@ -141,7 +158,7 @@ def test_the_real_server_turns_every_tool_schema_into_a_grammar(local_model, too
 
     spec = tool_spec(tool)
     assert spec is not None
-    client = openai.OpenAI(base_url=local_model, api_key="local-no-key", max_retries=0, timeout=60)
+    client = openai.OpenAI(base_url=real_tools_llm, api_key="local-no-key", max_retries=0, timeout=60)
     response = client.chat.completions.create(  # type: ignore[call-overload]
         model="smollm2-135m-instruct",
         messages=[{"role": "user", "content": "My phone has no signal since Monday; order NM-100234."}],
@@ -152,3 +169,21 @@ def test_the_real_server_turns_every_tool_schema_into_a_grammar(local_model, too
     )
     [call] = response.choices[0].message.tool_calls or []
     assert call.function.name == tool
+
+
+def test_answers_come_back_unescaped(local_model):
+    """The answers' server uses the model's own template: a prompt with quotes and an apostrophe is not
+    HTML-escaped on its way in (the function-calling format would send &#34; and &#39;)."""
+    import openai
+
+    client = openai.OpenAI(base_url=local_model, api_key="local-no-key", max_retries=0, timeout=60)
+    response = client.chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": 'Repeat exactly: "don\'t"'}],
+        max_tokens=12,
+        temperature=0,
+    )
+    text = response.choices[0].message.content or ""
+    assert "&#" not in text
+    assert "&quot;" not in text
+    assert "&lt;" not in text

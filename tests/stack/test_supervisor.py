@@ -41,6 +41,7 @@ def stack_env(var_dir: Path, **overrides: str) -> dict[str, str]:
         HELPDESK_PORT=str(free_port()),
         HELPDESK_REDIS_PORT=str(free_port()),
         HELPDESK_LLM_PORT=str(free_port()),
+        HELPDESK_LLM_TOOLS_PORT=str(free_port()),
     )
     env.update(overrides)
     return env
@@ -158,6 +159,9 @@ def test_stack_comes_up_green_stops_cleanly_and_reuses_its_data(var_dir):
         commands = command_lines(descendants)
         for part in ("pginstall/bin/postgres", "valkey-server", "llama_cpp.server", "celery", "daphne"):
             assert part in commands, part
+        # Answers and tool decisions each have their own model server (docs/adr/0005).
+        assert commands.count("llama_cpp.server") == 2
+        assert commands.count("--chat_format chatml-function-calling") == 1
         assert (var_dir / "run" / "stack.json").exists()
         assert "demo company 'nimbus' loaded" in stack.output
         assert "nina       Admin" in stack.output

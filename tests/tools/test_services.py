@@ -307,3 +307,13 @@ def test_a_read_the_question_never_asked_for_is_dropped_when_the_policies_answer
     assert (dropped.status, dropped.error_code, dropped.summary) == (RunStatus.REFUSED, "not_relevant", "")
     assert call("Is roaming in the EU free?", False).status == RunStatus.QUEUED  # nothing else answers it
     assert call("Which plan is cheaper for roaming?", True).status == RunStatus.QUEUED  # it names a plan
+
+
+def test_free_text_is_stored_unescaped(tools_a: TenantStaff, propose: Propose) -> None:
+    # What a small model behind llama.cpp's function-calling format writes after reading an escaped prompt.
+    run = propose(
+        tools_a.tenant,
+        "ticket_create",
+        json.dumps({"subject": "Can&#39;t call", "description": "&#34;No service&#34; since Monday"}),
+    )
+    assert run.arguments == {"subject": "Can't call", "description": '"No service" since Monday'}
