@@ -8,11 +8,20 @@ tool_choice "auto" (apps/llm/tooling.py, `tools_decide`), whether a tool should 
 concurrently with retrieval; the streamed answer starts only after both. So, beyond whatever of it
 retrieval hides, the decision's wall time is added to the customer's wait for the first token.
 
-Starts only the real local llama.cpp server with the shipped SmolLM2 GGUF file, exactly as `make run`
-does (`helpdesk.stack.embedded.llm_child`: `--chat_format chatml-function-calling`, n_ctx, threads), in a
-temporary directory, and points this process's Django settings (helpdesk.settings.test; no database,
-Redis or Presidio connection is made, and the end of the run checks that no database connection was
-opened) at it. The five built-in tools (apps.tools.builtin) are offered, as for a verified customer.
+Starts the two local llama.cpp servers `make run` starts (helpdesk/stack/supervisor.py), each with the
+shipped SmolLM2 GGUF file through `helpdesk.stack.embedded.llm_child` (n_ctx, threads), in a temporary
+directory:
+
+  answers    the model's own chat template (`chat_format=None`): the streamed answers;
+  decisions  `--chat_format chatml-function-calling` (grammar-constrained tool calls): tool decisions.
+             A separate server because that format HTML-escapes every prompt, and one server alternating
+             decision and answer prompts lost its single prompt cache on every switch.
+
+Before django.setup() (settings read the environment at import) this process's LLM_BASE_URL is pointed at
+the answers server and LLM_TOOLS_BASE_URL at the decisions server, as the supervisor does for its children;
+Django settings are helpdesk.settings.test (no database, Redis or Presidio connection is made, and the end
+of the run checks that no database connection was opened). The five built-in tools (apps.tools.builtin)
+are offered, as for a verified customer.
 
 Questions: a fixed set of realistic customer questions, cycled; each goes through `pii_redact` once at
 start-up (not timed), as the pipeline redacts at receipt.
@@ -20,9 +29,10 @@ start-up (not timed), as the pipeline redacts at receipt.
 Each round, after a warm-up, runs two requests on the same question, interleaved A B A B (CONTRACTS §4),
 in the order production sends them (the decision, then the answer):
 
-  A  ours   `await tools_decide(tool_decision_prompt(company, question, history=[]), tools=[the five
-            specs' function_spec()])`: wall time around the call, and which tool(s) the model chose.
-  B  floor  the raw model server's time to first token for the streamed plain answer to the same
+  A  ours   on the decisions server, through settings.LLM_TOOLS_BASE_URL: `await tools_decide(
+            tool_decision_prompt(company, question, history=[]), tools=[the five specs' function_spec()])`:
+            wall time around the call, and which tool(s) the model chose.
+  B  floor  on the answers server: its time to first token for the streamed plain answer to the same
             question, without tools: the prompt `prompt_build(company, question, passages=[], history=[])`
             builds, sent with the `openai` client and the request arguments the pipeline's `chat_stream`
             sends (taken from the pipeline's code by bench/ttft.py's `floor_request_params`); TTFT is
@@ -30,16 +40,20 @@ in the order production sends them (the decision, then the answer):
             request starts on an idle server. This is what the customer waits for the first token
             without tools; with passages the real answer prompt is longer, so this floor is a lower bound.
 
-Every request waits SETTLE_SECONDS first. The model server's log is read after every request: how many
-generation passes it ran and how many prompt tokens it evaluated against those it reused from its cache
-(A's chat format runs several passes per decision: choose message or function, the name, the arguments).
+Every request waits SETTLE_SECONDS first. Both servers' logs are read after every request: how many
+generation passes each ran and how many prompt tokens it evaluated against those it reused from its
+cache, in all and in the request's first pass (A's chat format runs several passes per decision: choose
+message or function, the name, the arguments; the first pass is the one that reads the new prompt, so its
+reused count is the cached prefix). A request that makes the other server work stops the run: it means
+the decision and the answer are not on the servers production sends them to.
 
 Reported: p50/p95 of A and B, the ratios A/B (p50, p95), "added before the first token" = A p50 (the
 decision is sequential to the streamed answer; its overlap with retrieval is not measured here and only
-shortens it by at most the retrieval time), the tool choice tally per question, and the configuration
-(model file, quantisation, n_ctx, chat format, threads, n, llama-cpp-python version). Prints a table,
-then a last line of JSON (keys `bench`, `ratio_p50`, `ratio_p95`, `decision_ms_p50`, `floor_ttft_ms_p50`,
-`choices`, `config`, and each round's figures).
+shortens it by at most the retrieval time), the decisions server's prompt tokens evaluated and reused per
+request, the tool choice tally per question, and the configuration (model file, quantisation, n_ctx, both
+servers' chat formats and argv, threads, n, llama-cpp-python version). Prints a table, then a last line
+of JSON (keys `bench`, `ratio_p50`, `ratio_p95`, `decision_ms_p50`, `floor_ttft_ms_p50`, `choices`,
+`config`, and each round's figures).
 
 `--smoke`: 1 warm-up round and 4 measured, for CI (tests/bench/test_tool_decision_smoke.py).
 """
@@ -115,52 +129,101 @@ def ratio(ours: float | None, floor: float | None) -> float | None:
 
 @dataclass
 class Server:
+    name: str
     base_url: str
     log: Path
     argv: list[str]
     child: Child
 
 
+@dataclass
+class Servers:
+    answers: Server  # the model's own chat template: streamed answers (LLM_BASE_URL)
+    decisions: Server  # chatml-function-calling: tool decisions (LLM_TOOLS_BASE_URL)
+
+
 def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the server
+    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the servers
 
 
 @contextmanager
-def model_server() -> Iterator[Server]:
-    """The local llama.cpp server as `make run` starts it, and Django settings pointed at it."""
-    port = embedded.free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
+def model_servers() -> Iterator[Servers]:
+    """The two local llama.cpp servers as `make run` starts them, and Django settings pointed at them."""
+    answers_port = embedded.free_port()
+    decisions_port = embedded.free_port()
+    while decisions_port == answers_port:
+        decisions_port = embedded.free_port()
+    answers_url = f"http://127.0.0.1:{answers_port}/v1"
+    decisions_url = f"http://127.0.0.1:{decisions_port}/v1"
     # Settings read these once, at import: before django.setup().
     os.environ["DJANGO_SETTINGS_MODULE"] = "helpdesk.settings.test"
-    os.environ["LLM_BASE_URL"] = base_url
+    os.environ["LLM_BASE_URL"] = answers_url
+    os.environ["LLM_TOOLS_BASE_URL"] = decisions_url
     os.environ["LLM_MODEL"] = MODEL_ALIAS
+    os.environ.pop("LLM_TOOLS_MODEL", None)  # the supervisor sets none: decisions use LLM_MODEL
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import django
 
     django.setup()
-    with tempfile.TemporaryDirectory(prefix="hdtd-") as tmp:
-        log = Path(tmp) / "llm.log"
-        llm = embedded.llm_child(
-            port=port,
-            model_alias=MODEL_ALIAS,
-            log_path=log,
-            env=dict(os.environ),
-            cwd=ROOT,
-            chat_format="chatml-function-calling",
-            name="llm-tools",
+    from django.conf import settings
+
+    if answers_url != settings.LLM_BASE_URL or decisions_url != settings.LLM_TOOLS_BASE_URL:
+        raise SystemExit(
+            f"settings did not take the servers' URLs: LLM_BASE_URL={settings.LLM_BASE_URL!r}, "
+            f"LLM_TOOLS_BASE_URL={settings.LLM_TOOLS_BASE_URL!r}"
         )
-        llm.start()
+    with tempfile.TemporaryDirectory(prefix="hdtd-") as tmp:
+        children = {
+            "answers": (
+                answers_url,
+                embedded.llm_child(
+                    port=answers_port,
+                    model_alias=MODEL_ALIAS,
+                    log_path=Path(tmp) / "llm.log",
+                    env=dict(os.environ),
+                    cwd=ROOT,
+                ),
+            ),
+            "decisions": (
+                decisions_url,
+                embedded.llm_child(
+                    port=decisions_port,
+                    model_alias=MODEL_ALIAS,
+                    log_path=Path(tmp) / "llm-tools.log",
+                    env=dict(os.environ),
+                    cwd=ROOT,
+                    chat_format="chatml-function-calling",
+                    name="llm-tools",
+                ),
+            ),
+        }
+        started: list[Child] = []
         try:
-            try:
-                embedded.wait_until(
-                    lambda: embedded.http_ready(f"{base_url}/models"), timeout=180, what="llm", child=llm
+            for _, child in children.values():
+                child.start()
+                started.append(child)
+            for name, (url, child) in children.items():
+                try:
+                    embedded.wait_until(
+                        lambda url=url: embedded.http_ready(f"{url}/models"),
+                        timeout=180,
+                        what=f"the {name} server",
+                        child=child,
+                    )
+                except embedded.NotReady as exc:
+                    raise SystemExit(
+                        f"the {name} model server did not come up: {exc}\n{child.log_tail(40)}"
+                    ) from None
+            yield Servers(
+                *(
+                    Server(name=name, base_url=url, log=child.log_path, argv=child.argv, child=child)
+                    for name, (url, child) in children.items()
                 )
-            except embedded.NotReady as exc:
-                raise SystemExit(f"the model server did not come up: {exc}\n{llm.log_tail(40)}") from None
-            yield Server(base_url=base_url, log=log, argv=llm.argv, child=llm)
+            )
         finally:
-            llm.stop()
+            for child in reversed(started):
+                child.stop()
 
 
 # ---- one request each side ---------------------------------------------------------------------------
@@ -171,6 +234,8 @@ class ServerWork:
     passes: int = 0  # generation passes the server logged for the request
     evaluated: int = 0  # prompt tokens evaluated, over those passes
     reused: int = 0  # prompt tokens taken from the KV cache, over those passes
+    first_evaluated: int = 0  # the first pass's (the one that reads the request's prompt)
+    first_reused: int = 0
 
 
 @dataclass
@@ -188,13 +253,15 @@ class Round:
 
 
 def read_server_log(log: Path, offset: int) -> tuple[ServerWork, int]:
-    """The model server's log since `offset` (one request's): its passes and prompt tokens."""
+    """A model server's log since `offset` (one request's): its passes and prompt tokens."""
     time.sleep(0.05)
     with log.open("rb") as handle:
         handle.seek(offset)
         data = handle.read()
     work = ServerWork()
     for reused, evaluated in PREFIX_HIT.findall(data.decode("utf-8", errors="replace")):
+        if not work.passes:
+            work.first_reused, work.first_evaluated = int(reused), int(evaluated)
         work.passes += 1
         work.reused += int(reused)
         work.evaluated += int(evaluated)
@@ -232,7 +299,15 @@ def _choice(decision: Any) -> str:
     return "+".join(call.name for call in decision.calls) or "no tool"
 
 
-async def run_rounds(server: Server, warmup: int, rounds: int, request: dict[str, Any]) -> list[Round]:
+def _misrouted(request: str, server: Server, work: ServerWork) -> None:
+    if work.passes:
+        raise SystemExit(
+            f"the {server.name} server ran {work.passes} generation pass(es) during {request}: the request "
+            f"did not go to the server production sends it to (LLM_BASE_URL / LLM_TOOLS_BASE_URL)"
+        )
+
+
+async def run_rounds(servers: Servers, warmup: int, rounds: int, request: dict[str, Any]) -> list[Round]:
     import openai
     from django.conf import settings
 
@@ -243,9 +318,13 @@ async def run_rounds(server: Server, warmup: int, rounds: int, request: dict[str
     tools = [spec.function_spec() for spec in tool_specs()]
     questions = [pii_redact(q) for q in QUESTIONS]  # as at receipt; loads Presidio once, untimed
     client = openai.AsyncOpenAI(
-        base_url=server.base_url, api_key=settings.LLM_API_KEY, max_retries=0, timeout=REQUEST_TIMEOUT_SECONDS
+        base_url=servers.answers.base_url,
+        api_key=settings.LLM_API_KEY,
+        max_retries=0,
+        timeout=REQUEST_TIMEOUT_SECONDS,
     )
-    offset = server.log.stat().st_size
+    answers_at = servers.answers.log.stat().st_size
+    decisions_at = servers.decisions.log.stat().st_size
     measured: list[Round] = []
     try:
         for index in range(warmup + rounds):
@@ -256,13 +335,18 @@ async def run_rounds(server: Server, warmup: int, rounds: int, request: dict[str
                 for m in prompt_build(company=COMPANY, question=question, passages=[], history=[]).messages
             ]
             decision_ms, decision = await decision_once(decision_prompt, tools)
-            decision_work, offset = read_server_log(server.log, offset)
+            decision_work, decisions_at = read_server_log(servers.decisions.log, decisions_at)
+            stray, answers_at = read_server_log(servers.answers.log, answers_at)
+            _misrouted("a tool decision", servers.answers, stray)
             floor_ms, pieces = await floor_once(client, answer_prompt, request)
-            floor_work, offset = read_server_log(server.log, offset)
+            floor_work, answers_at = read_server_log(servers.answers.log, answers_at)
+            stray, decisions_at = read_server_log(servers.decisions.log, decisions_at)
+            _misrouted("a streamed answer", servers.decisions, stray)
             phase = "warm-up" if index < warmup else f"round {index - warmup + 1}/{rounds}"
             print(
                 f"  {phase:<13} decision {decision_ms:7.0f} ms ({_choice(decision)})  "
-                f"floor TTFT {floor_ms:6.0f} ms  {question}",
+                f"floor TTFT {floor_ms:6.0f} ms  decision prompt tokens {decision_work.evaluated} evaluated, "
+                f"{decision_work.reused} reused  {question}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -304,14 +388,15 @@ def _argv_value(argv: list[str], flag: str) -> str | None:
 
 
 def configuration(
-    server: Server, args: argparse.Namespace, request: dict[str, Any], load_before: float
+    servers: Servers, args: argparse.Namespace, request: dict[str, Any], load_before: float
 ) -> dict[str, Any]:
     from django.conf import settings
 
     from apps.llm.tooling import tools_decide
     from apps.tools.registry import tool_specs
 
-    model_file = _argv_value(server.argv, "--model") or "?"
+    decisions = servers.decisions.argv
+    model_file = _argv_value(decisions, "--model") or "?"
     quant = QUANT.search(model_file)
     decide_defaults = {
         name: p.default
@@ -322,10 +407,21 @@ def configuration(
         "model_file": Path(model_file).name,
         "quantisation": quant.group(1) if quant else "?",
         "model_alias": MODEL_ALIAS,
-        "n_ctx": int(_argv_value(server.argv, "--n_ctx") or 0),
-        "chat_format": _argv_value(server.argv, "--chat_format"),
-        "n_threads": int(_argv_value(server.argv, "--n_threads") or 0),
-        "llm_argv": server.argv[1:],
+        "n_ctx": int(_argv_value(decisions, "--n_ctx") or 0),
+        "chat_format": _argv_value(decisions, "--chat_format"),  # the decisions server's
+        "answers_chat_format": _argv_value(servers.answers.argv, "--chat_format"),  # None: model's own
+        "n_threads": int(_argv_value(decisions, "--n_threads") or 0),
+        "servers": {
+            server.name: {
+                "serves": serves,
+                "chat_format": _argv_value(server.argv, "--chat_format"),
+                "argv": server.argv[1:],
+            }
+            for server, serves in (
+                (servers.answers, "B: streamed answers (LLM_BASE_URL)"),
+                (servers.decisions, "A: tool decisions (LLM_TOOLS_BASE_URL)"),
+            )
+        },
         "llama_cpp_python": _package_version("llama_cpp_python"),
         "openai": _package_version("openai"),
         "python": platform.python_version(),
@@ -367,6 +463,10 @@ def report(rounds: list[Round], config: dict[str, Any]) -> None:
         "decision_server_passes": p50_p95([float(r.decision_server.passes) for r in rounds]),
         "decision_prompt_tokens_evaluated": p50_p95([float(r.decision_server.evaluated) for r in rounds]),
         "decision_prompt_tokens_reused": p50_p95([float(r.decision_server.reused) for r in rounds]),
+        "decision_first_pass_tokens_evaluated": p50_p95(
+            [float(r.decision_server.first_evaluated) for r in rounds]
+        ),
+        "decision_first_pass_tokens_reused": p50_p95([float(r.decision_server.first_reused) for r in rounds]),
         "floor_server_passes": p50_p95([float(r.floor_server.passes) for r in rounds]),
         "floor_prompt_tokens_evaluated": p50_p95([float(r.floor_server.evaluated) for r in rounds]),
         "floor_prompt_tokens_reused": p50_p95([float(r.floor_server.reused) for r in rounds]),
@@ -376,10 +476,11 @@ def report(rounds: list[Round], config: dict[str, Any]) -> None:
         return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
     print(
-        f"Tool decision vs raw TTFT on {config['model_file']} ({config['quantisation']}, n_ctx "
-        f"{config['n_ctx']}, {config['chat_format']}, {config['n_threads']} threads, llama-cpp-python "
-        f"{config['llama_cpp_python']}), {len(rounds)} rounds A B after {config['warmup']} warm-up, "
-        f"{len(config['tools'])} tools offered, {config['cpus']} CPUs"
+        f"Tool decision (decisions server, {config['chat_format']}) vs raw TTFT (answers server, "
+        f"{config['answers_chat_format'] or 'model template'}) on {config['model_file']} "
+        f"({config['quantisation']}, n_ctx {config['n_ctx']}, {config['n_threads']} threads each, "
+        f"llama-cpp-python {config['llama_cpp_python']}), {len(rounds)} rounds A B after "
+        f"{config['warmup']} warm-up, {len(config['tools'])} tools offered, {config['cpus']} CPUs"
     )
     print()
     print(f"{'measure (ms)':<50}{'p50':>10}{'p95':>10}{'ratio p50':>11}{'ratio p95':>11}")
@@ -394,6 +495,11 @@ def report(rounds: list[Round], config: dict[str, Any]) -> None:
         f"of it runs alongside retrieval (not measured here); ratio = A / B"
     )
     print(f"the model called a tool in {calling} of {len(rounds)} decisions; {errors} decisions failed")
+    evaluated, reused = tokens["decision_prompt_tokens_evaluated"], tokens["decision_prompt_tokens_reused"]
+    print(
+        f"decisions server, prompt tokens per request (p50): {evaluated['p50']:.0f} evaluated, "
+        f"{reused['p50']:.0f} reused from its cache"
+    )
     print()
     print(f"{'per request (log and usage), p50':<50}{'p50':>10}{'p95':>10}")
     for label, row in tokens.items():
@@ -426,9 +532,14 @@ def report(rounds: list[Round], config: dict[str, Any]) -> None:
                         "decision_prompt_tokens": r.decision_prompt_tokens,
                         "decision_completion_tokens": r.decision_completion_tokens,
                         "decision_server_passes": r.decision_server.passes,
+                        "decision_prompt_tokens_evaluated": r.decision_server.evaluated,
+                        "decision_prompt_tokens_reused": r.decision_server.reused,
+                        "decision_first_pass_tokens_evaluated": r.decision_server.first_evaluated,
+                        "decision_first_pass_tokens_reused": r.decision_server.first_reused,
                         "floor_ttft_ms": round(r.floor_ttft_ms, 1),
                         "floor_pieces": r.floor_pieces,
                         "floor_prompt_tokens_evaluated": r.floor_server.evaluated,
+                        "floor_prompt_tokens_reused": r.floor_server.reused,
                     }
                     for r in rounds
                 ],
@@ -451,19 +562,19 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise_exit)
     started = time.monotonic()
 
-    with model_server() as server:
+    with model_servers() as servers:
         import apps.tools.builtin  # noqa: F401  (registers the five built-in tools)
         from bench.ttft import floor_request_params
 
         _, request = floor_request_params()  # runs its own event loop: before ours
         print(
-            f"model server ready in {time.monotonic() - started:.0f}s; "
+            f"model servers (answers, decisions) ready in {time.monotonic() - started:.0f}s; "
             f"{args.warmup} warm-up + {args.rounds} rounds",
             file=sys.stderr,
         )
         load_before = round(os.getloadavg()[0], 2)
-        rounds = asyncio.run(run_rounds(server, args.warmup, args.rounds, request))
-        config = configuration(server, args, request, load_before)
+        rounds = asyncio.run(run_rounds(servers, args.warmup, args.rounds, request))
+        config = configuration(servers, args, request, load_before)
 
     from django.db import connections
 
@@ -476,5 +587,5 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:
-        print("interrupted: the model server was stopped", file=sys.stderr)
+        print("interrupted: the model servers were stopped", file=sys.stderr)
         sys.exit(130)

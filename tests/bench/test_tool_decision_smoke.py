@@ -2,7 +2,7 @@
 of sane figures.
 
 Not a timed test (CONTRACTS §4): figures are checked for shape and range, never for speed. It starts the
-real local model server (no database), and takes about 30 seconds.
+two real local model servers (no database), and takes about 30 seconds.
 """
 
 from __future__ import annotations
@@ -55,12 +55,24 @@ def test_tool_decision_smoke() -> None:
     for row in report["rounds"]:
         assert row["choice"] in choices[row["question"]]
         assert row["decision_prompt_tokens"] > 0
+        assert row["decision_server_passes"] > 0
+        assert row["decision_prompt_tokens_evaluated"] + row["decision_prompt_tokens_reused"] > 0
 
     config = report["config"]
     assert config["smoke"] is True
     assert (config["rounds"], config["warmup"]) == (4, 1)
     assert config["model_file"].endswith(".gguf")
+    # Two servers, as `make run`: decisions with the function-calling format, answers with the model's own.
     assert config["chat_format"] == "chatml-function-calling"
+    assert config["answers_chat_format"] is None
+    servers = config["servers"]
+    assert servers["decisions"]["chat_format"] == "chatml-function-calling"
+    assert servers["answers"]["chat_format"] is None
+    assert "--chat_format" not in servers["answers"]["argv"]
+    assert (
+        servers["answers"]["argv"][servers["answers"]["argv"].index("--port") + 1]
+        != (servers["decisions"]["argv"][servers["decisions"]["argv"].index("--port") + 1])
+    )
     assert config["n_ctx"] > 0
     assert config["n_threads"] > 0
     assert config["llama_cpp_python"] != "?"
