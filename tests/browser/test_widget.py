@@ -437,7 +437,7 @@ def test_keyboard_only_on_a_narrow_screen(page, asgi_server, host_site, company,
     assert style[3] == "rgb(255, 255, 255)", style
     assert style[4] == "none", style
     # Nor does the widget's CSS reach out.
-    host_button = page.get_by_role("button", name="Choose Lite")
+    host_button = page.get_by_role("button", name="Choose Essential")
     assert host_button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(241, 196, 15)"
     expect(launcher).to_have_attribute("aria-expanded", "false")
 
