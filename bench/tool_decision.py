@@ -81,6 +81,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import p50_p95, ratio  # noqa: E402
 from helpdesk.stack import embedded  # noqa: E402
 from helpdesk.stack.procs import Child  # noqa: E402
 
@@ -101,27 +102,6 @@ QUANT = re.compile(r"\.((?:I?Q\d[\w]*)|F16|F32|BF16)\.gguf$", re.IGNORECASE)
 
 
 # ---- statistics --------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..1) of a non-empty list."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def p50_p95(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"p50": None, "p95": None, "n": 0}
-    return {"p50": round(pct(values, 0.5), 1), "p95": round(pct(values, 0.95), 1), "n": len(values)}
-
-
-def ratio(ours: float | None, floor: float | None) -> float | None:
-    return round(ours / floor, 2) if ours is not None and floor else None
 
 
 # ---- the model server and Django ---------------------------------------------------------------------
@@ -448,8 +428,8 @@ def configuration(
 
 
 def report(rounds: list[Round], config: dict[str, Any]) -> None:
-    decision = p50_p95([r.decision_ms for r in rounds])
-    floor = p50_p95([r.floor_ttft_ms for r in rounds])
+    decision = p50_p95([r.decision_ms for r in rounds], digits=1)
+    floor = p50_p95([r.floor_ttft_ms for r in rounds], digits=1)
     ratios = {"p50": ratio(decision["p50"], floor["p50"]), "p95": ratio(decision["p95"], floor["p95"])}
     tallies: dict[str, Counter[str]] = {}
     for r in rounds:
@@ -458,18 +438,24 @@ def report(rounds: list[Round], config: dict[str, Any]) -> None:
     calling = sum(1 for r in rounds if r.choice != "no tool" and not r.choice.startswith("error"))
     errors = sum(1 for r in rounds if r.choice.startswith("error"))
     tokens = {
-        "decision_prompt_tokens": p50_p95([float(r.decision_prompt_tokens) for r in rounds]),
-        "decision_completion_tokens": p50_p95([float(r.decision_completion_tokens) for r in rounds]),
-        "decision_server_passes": p50_p95([float(r.decision_server.passes) for r in rounds]),
-        "decision_prompt_tokens_evaluated": p50_p95([float(r.decision_server.evaluated) for r in rounds]),
-        "decision_prompt_tokens_reused": p50_p95([float(r.decision_server.reused) for r in rounds]),
-        "decision_first_pass_tokens_evaluated": p50_p95(
-            [float(r.decision_server.first_evaluated) for r in rounds]
+        "decision_prompt_tokens": p50_p95([float(r.decision_prompt_tokens) for r in rounds], digits=1),
+        "decision_completion_tokens": p50_p95(
+            [float(r.decision_completion_tokens) for r in rounds], digits=1
         ),
-        "decision_first_pass_tokens_reused": p50_p95([float(r.decision_server.first_reused) for r in rounds]),
-        "floor_server_passes": p50_p95([float(r.floor_server.passes) for r in rounds]),
-        "floor_prompt_tokens_evaluated": p50_p95([float(r.floor_server.evaluated) for r in rounds]),
-        "floor_prompt_tokens_reused": p50_p95([float(r.floor_server.reused) for r in rounds]),
+        "decision_server_passes": p50_p95([float(r.decision_server.passes) for r in rounds], digits=1),
+        "decision_prompt_tokens_evaluated": p50_p95(
+            [float(r.decision_server.evaluated) for r in rounds], digits=1
+        ),
+        "decision_prompt_tokens_reused": p50_p95([float(r.decision_server.reused) for r in rounds], digits=1),
+        "decision_first_pass_tokens_evaluated": p50_p95(
+            [float(r.decision_server.first_evaluated) for r in rounds], digits=1
+        ),
+        "decision_first_pass_tokens_reused": p50_p95(
+            [float(r.decision_server.first_reused) for r in rounds], digits=1
+        ),
+        "floor_server_passes": p50_p95([float(r.floor_server.passes) for r in rounds], digits=1),
+        "floor_prompt_tokens_evaluated": p50_p95([float(r.floor_server.evaluated) for r in rounds], digits=1),
+        "floor_prompt_tokens_reused": p50_p95([float(r.floor_server.reused) for r in rounds], digits=1),
     }
 
     def cell(value: float | None, width: int = 10, digits: int = 1) -> str:

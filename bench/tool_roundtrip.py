@@ -69,6 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.answer_quality import embedded_django  # noqa: E402
+from bench.stats import p50_p95, pct, ratio  # noqa: E402
 from helpdesk.stack import embedded  # noqa: E402
 from helpdesk.stack.procs import Child  # noqa: E402
 
@@ -82,27 +83,6 @@ FLOOR_KEY = "hd:bench:toolroundtrip:floor"
 
 
 # ---- statistics --------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..1) of a non-empty list."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def p50_p95(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"p50": None, "p95": None, "n": 0}
-    return {"p50": round(pct(values, 0.5), 3), "p95": round(pct(values, 0.95), 3), "n": len(values)}
-
-
-def ratio(ours: float | None, floor: float | None) -> float | None:
-    return round(ours / floor, 2) if ours is not None and floor else None
 
 
 def bootstrap_ci(ours: list[float], floor: list[float]) -> list[float | None]:
