@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from apps.accounts.models import Tenant
 from apps.core.redis import state_key, state_redis
 from apps.telco.services import demo_telco_load
 from apps.tools import services
-from apps.tools.models import ToolRun
+from apps.tools.models import TenantTool, ToolConnection, ToolRun
 from tests.conftest import TenantStaff
 
 TOOLS = [
@@ -71,3 +72,31 @@ def _breakers_closed() -> None:
     client = state_redis()
     for key in client.scan_iter(match=state_key("breaker", "tool", "*")):
         client.delete(key)
+
+
+def awaiting_run(tenant, *, customer: str = "cust-1001", plan: str = "plus-20", conversation=None) -> ToolRun:
+    """A plan change the assistant proposed, waiting for an agent (for the approval API and page tests)."""
+    services.tool_connection_configure(tenant=tenant, adapter="demo")
+    services.tool_configure(tenant=tenant, name="plan_change", enabled=True, approval="agent")
+    return services.tool_call_propose(
+        tenant=tenant,
+        call=services.ToolCallRequest(
+            call_id="c1", name="plan_change", arguments=json.dumps({"plan_code": plan})
+        ),
+        index=0,
+        customer=customer,
+        conversation_ref=conversation or uuid.uuid4(),
+        message_ref=uuid.uuid4(),
+    )
+
+
+def run_row(run: ToolRun):
+    return ToolRun.objects.filter(pk=run.pk).values().get()
+
+
+def connection_row(tenant: Tenant):
+    return ToolConnection.objects.filter(tenant=tenant).values().first()
+
+
+def tool_rows(tenant: Tenant):
+    return list(TenantTool.objects.for_tenant(tenant).order_by("name").values())

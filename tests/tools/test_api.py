@@ -6,7 +6,6 @@ Runs are made the way the assistant makes them, through `tool_call_propose`; not
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -14,9 +13,10 @@ import pytest
 
 from apps.core.sealing import unseal
 from apps.tools import services
-from apps.tools.models import TenantTool, ToolConnection, ToolRun
+from apps.tools.models import ToolConnection, ToolRun
 from apps.tools.registry import tool_specs
 from apps.tools.services import ToolCallRequest
+from tests.tools.conftest import awaiting_run, connection_row, run_row, tool_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -25,32 +25,6 @@ SECRET = "sk-live-4c1d9e7a2b6f8035"
 
 def base(staff) -> str:
     return f"/api/v1/tenants/{staff.slug}"
-
-
-def awaiting_run(tenant, *, customer: str = "cust-1001", plan: str = "plus-20", conversation=None) -> ToolRun:
-    """A plan change the assistant proposed, waiting for an agent."""
-    services.tool_connection_configure(tenant=tenant, adapter="demo")
-    services.tool_configure(tenant=tenant, name="plan_change", enabled=True, approval="agent")
-    return services.tool_call_propose(
-        tenant=tenant,
-        call=ToolCallRequest(call_id="c1", name="plan_change", arguments=json.dumps({"plan_code": plan})),
-        index=0,
-        customer=customer,
-        conversation_ref=conversation or uuid.uuid4(),
-        message_ref=uuid.uuid4(),
-    )
-
-
-def run_row(run: ToolRun):
-    return ToolRun.objects.filter(pk=run.pk).values().get()
-
-
-def connection_row(tenant):
-    return ToolConnection.objects.filter(tenant=tenant).values().first()
-
-
-def tool_rows(tenant):
-    return list(TenantTool.objects.for_tenant(tenant).order_by("name").values())
 
 
 def unconfigured(name: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ assistant proposes, and the admin's tool and connection forms. The connection's 
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
@@ -14,8 +13,8 @@ from django.test import Client
 
 from apps.core.sealing import unseal
 from apps.tools import services
-from apps.tools.models import TenantTool, ToolConnection, ToolRun
-from apps.tools.services import ToolCallRequest
+from apps.tools.models import ToolConnection
+from tests.tools.conftest import awaiting_run, connection_row, run_row, tool_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -26,31 +25,6 @@ NOT_FOUND_TEXT = "That doesn&#x27;t exist, or you can&#x27;t see it."
 
 def page_url(slug: str = "tenant-a") -> str:
     return f"/staff/{slug}/tools/"
-
-
-def awaiting_run(tenant, *, customer: str = "cust-1001", plan: str = "plus-20", conversation=None) -> ToolRun:
-    services.tool_connection_configure(tenant=tenant, adapter="demo")
-    services.tool_configure(tenant=tenant, name="plan_change", enabled=True, approval="agent")
-    return services.tool_call_propose(
-        tenant=tenant,
-        call=ToolCallRequest(call_id="c1", name="plan_change", arguments=json.dumps({"plan_code": plan})),
-        index=0,
-        customer=customer,
-        conversation_ref=conversation or uuid.uuid4(),
-        message_ref=uuid.uuid4(),
-    )
-
-
-def run_row(run: ToolRun):
-    return ToolRun.objects.filter(pk=run.pk).values().get()
-
-
-def connection_row(tenant):
-    return ToolConnection.objects.filter(tenant=tenant).values().first()
-
-
-def tool_rows(tenant):
-    return list(TenantTool.objects.for_tenant(tenant).order_by("name").values())
 
 
 def messages_of(response) -> list[tuple[str, str]]:
