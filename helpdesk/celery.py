@@ -33,3 +33,6 @@ def _catch_up_after_start(sender: object, **kwargs: object) -> None:
         # Tool runs a lost message or a killed worker left queued or running past their lease run again
         # (idempotently: the business system sees the same key).
         app.send_task("apps.tools.tasks.tool_runs_recover")
+    if queues is None or "handoff" in queues:
+        # Escalation checks scheduled before a restart may be lost with the worker: catch up on them.
+        app.send_task("apps.handoff.tasks.handoffs_escalate_due")

@@ -11,11 +11,16 @@ from django.urls import path
 
 from apps.accounts.consumers import StaffConsumer
 from apps.conversations.consumers import WidgetConsumer
+from apps.handoff.consumers import ConsoleConsumer
 
 websocket_urlpatterns = [
     path(
         "ws/staff/<slug:tenant_slug>/",
         AllowedHostsOriginValidator(AuthMiddlewareStack(StaffConsumer.as_asgi())),
+    ),
+    path(
+        "ws/console/<slug:tenant_slug>/",
+        AllowedHostsOriginValidator(AuthMiddlewareStack(ConsoleConsumer.as_asgi())),
     ),
     path("ws/widget/", WidgetConsumer.as_asgi()),
 ]

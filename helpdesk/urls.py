@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("apps.knowledge.urls")),
     path("", include("apps.tools.urls")),
     path("", include("apps.conversations.urls")),
+    path("", include("apps.handoff.urls")),
     path("", include("apps.audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),

@@ -118,6 +118,9 @@ class Contact(TenantScopedModel):
     external_id = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
+    # The company's segment for the customer ("premium", "business"...), set by its staff, never by the
+    # widget: company rules route and prioritise handoffs by it.
+    tier = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["external_id"]

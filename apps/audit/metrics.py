@@ -126,7 +126,47 @@ TOOL_SECONDS = Family(
     ("tenant",),
     TTFT_BUCKETS,
 )
-FAMILIES = (TTFT, TPS, LLM_TOKENS, REPLIES, ERRORS, ABSTENTIONS, TOOL_RUNS, TOOL_SECONDS)
+WAIT_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
+HANDOFFS = Family(
+    "helpdesk_handoffs_total",
+    "counter",
+    "Conversations handed to people, by reason (apps.conversations.models.HandoffReason).",
+    ("tenant", "reason"),
+)
+CLAIM_SECONDS = Family(
+    "helpdesk_handoff_claim_seconds",
+    "histogram",
+    "Seconds a handoff waited in the queue before an agent claimed it.",
+    ("tenant",),
+    WAIT_BUCKETS,
+)
+CASE_FILE_SECONDS = Family(
+    "helpdesk_case_file_seconds",
+    "histogram",
+    "Seconds from a handoff to its case file being ready.",
+    ("tenant",),
+    TTFT_BUCKETS,
+)
+RATINGS = Family(
+    "helpdesk_csat_ratings_total",
+    "counter",
+    "Customer satisfaction ratings, by score (1 to 5).",
+    ("tenant", "score"),
+)
+FAMILIES = (
+    TTFT,
+    TPS,
+    LLM_TOKENS,
+    REPLIES,
+    ERRORS,
+    ABSTENTIONS,
+    TOOL_RUNS,
+    TOOL_SECONDS,
+    HANDOFFS,
+    CLAIM_SECONDS,
+    CASE_FILE_SECONDS,
+    RATINGS,
+)
 _BY_NAME = {family.name: family for family in FAMILIES}
 
 # Hash field parts: a counter's value, or a histogram's sum; any other part is a bucket's `le`.
@@ -172,6 +212,22 @@ def tool_run_count(*, tenant: str, tool: str, status: str, seconds: float | None
     ops: list[tuple[str, int | float]] = [(_field(TOOL_RUNS.name, (tenant, tool, status)), 1)]
     ops += _histogram_ops(TOOL_SECONDS, tenant, seconds)
     _record(ops)
+
+
+def handoff_count(*, tenant: str, reason: str) -> None:
+    _record([(_field(HANDOFFS.name, (tenant, reason)), 1)])
+
+
+def handoff_claim_observe(*, tenant: str, seconds: float) -> None:
+    _record(_histogram_ops(CLAIM_SECONDS, tenant, seconds))
+
+
+def case_file_observe(*, tenant: str, seconds: float) -> None:
+    _record(_histogram_ops(CASE_FILE_SECONDS, tenant, seconds))
+
+
+def rating_count(*, tenant: str, score: int) -> None:
+    _record([(_field(RATINGS.name, (tenant, str(score))), 1)])
 
 
 def _histogram_ops(family: Family, tenant: str, value: float | None) -> list[tuple[str, int | float]]:

@@ -9,7 +9,13 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.conversations.models import AssistantTrace, Conversation, ConversationEvent, Message
+from apps.conversations.models import (
+    AssistantTrace,
+    Conversation,
+    ConversationEvent,
+    ConversationRating,
+    Message,
+)
 
 
 class ReadOnly:
@@ -77,3 +83,14 @@ class ConversationEventAdmin(ReadOnly, admin.ModelAdmin[ConversationEvent]):
     list_display = ["conversation", "seq", "type", "created_at"]
     list_filter = ["type", "tenant"]
     readonly_fields = ["tenant", "conversation", "seq", "type", "message", "data"]
+
+
+@admin.register(ConversationRating)
+class ConversationRatingAdmin(ReadOnly, admin.ModelAdmin[ConversationRating]):
+    """Customers' ratings (CSAT); the comment was redacted before it was stored."""
+
+    list_display = ["conversation", "tenant", "episode", "score", "agent", "created_at"]
+    list_filter = ["score", "tenant"]
+    list_select_related = ["tenant", "conversation", "agent"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["tenant", "conversation", "episode", "score", "comment", "agent", "created_at"]

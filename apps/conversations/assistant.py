@@ -32,6 +32,12 @@ from apps.audit import metrics
 from apps.conversations import selectors, services
 from apps.conversations.citations import citations_check
 from apps.conversations.models import Message
+from apps.conversations.ownership import (
+    HandoffTrigger,
+    assistant_may_speak,
+    conversation_handoff,
+    owner_key,
+)
 from apps.conversations.prompting import (
     STOP_SEQUENCES,
     HistoryItem,
@@ -42,6 +48,7 @@ from apps.conversations.prompting import (
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.stream import ReplyStream
 from apps.conversations.toolcalls import ToolsOutcome, tools_carry_out, tools_offered
+from apps.conversations.triggers import after_answer_trigger, handover_text, turn_trigger
 from apps.core.errors import Conflict
 from apps.core.redis import astate_redis, state_key
 from apps.guardrails.input_checks import InputVerdict, input_check, neutralize_untrusted
@@ -78,6 +85,16 @@ _running: dict[uuid.UUID, tuple[asyncio.Task[Any], Run]] = {}
 @dataclass
 class Run:
     superseded: bool = False
+    handed_over: bool = False  # a person took the conversation: the reply stops, marked interrupted
+
+
+def assistant_cancel_local(conversation_id: uuid.UUID) -> None:
+    """Stops this process's answer in a conversation a person has just taken (registered as a reply-cancel
+    listener in ConversationsConfig.ready; other processes notice the owner marker in Redis)."""
+    running = _running.get(conversation_id)
+    if running is not None and not running[0].done():
+        running[1].handed_over = True
+        running[0].get_loop().call_soon_threadsafe(running[0].cancel)
 
 
 @dataclass
@@ -152,7 +169,8 @@ async def assistant_turn_run(
     try:
         outcome = await answer.produce()
     except asyncio.CancelledError:
-        # Superseded by a newer message, or the process is stopping: keep what was written, marked.
+        # Superseded by a newer message, taken over by a person (whose transition has marked the reply
+        # interrupted already), or the process is stopping: keep what was written, marked.
         status = Message.Status.SUPERSEDED if run.superseded else Message.Status.INTERRUPTED
         outcome = ReplyOutcome(
             status=status,
@@ -165,6 +183,7 @@ async def assistant_turn_run(
     finally:
         watcher.cancel()
     final = await _finish(answer, outcome)
+    await _handoff_if_needed(answer, final)
     return TurnResult(
         message=final, timings=answer.timings, retrieval=answer.retrieval_info, tools=answer.tools_info
     )
@@ -197,19 +216,44 @@ def _with(outcome: ReplyOutcome, **changes: Any) -> ReplyOutcome:
     return ReplyOutcome(**{**outcome.__dict__, **changes})
 
 
+async def _handoff_if_needed(answer: _Answer, final: Message) -> None:
+    """Hands the conversation to a person when this turn calls for it (docs/architecture/handoff.md)."""
+    trigger = answer.handoff or await database_sync_to_async(after_answer_trigger)(
+        message=final, tools=answer.tools.runs if answer.tools else []
+    )
+    if trigger is None:
+        return
+    await database_sync_to_async(conversation_handoff)(
+        conversation_id=final.conversation_id, tenant_id=final.tenant_id, trigger=trigger
+    )
+
+
 async def _watch_turn(
     tenant_id: uuid.UUID, conversation_id: uuid.UUID, turn: int, run: Run, task: asyncio.Task[Any] | None
 ) -> None:
-    """Cancels this answer when another process stores a newer customer message."""
-    key = state_key("turn", tenant_id, conversation_id)
+    """Cancels this answer when another process stores a newer customer message, or a person takes the
+    conversation."""
+    turn_key = state_key("turn", tenant_id, conversation_id)
+    owner = owner_key(tenant_id, conversation_id)
     while True:
         await asyncio.sleep(TURN_POLL_SECONDS)
         try:
-            raw = await astate_redis().get(key)
+            raw, holder = await astate_redis().mget([turn_key, owner])
         except Exception:  # noqa: S112
             continue  # without Redis the answer is still checked against the database when it is saved
-        if raw is not None and int(raw) > turn and task is not None:
+        if task is None:
+            continue
+        if raw is not None and int(raw) > turn:
             run.superseded = True
+            task.cancel()
+            return
+        # The marker is a hint (a failed write could leave an old one); the database decides.
+        if (
+            holder is not None
+            and holder not in (b"assistant", "assistant")
+            and not await database_sync_to_async(assistant_may_speak)(conversation_id=conversation_id)
+        ):
+            run.handed_over = True
             task.cancel()
             return
 
@@ -228,6 +272,8 @@ class _Answer:
         self.tools_info: list[dict[str, Any]] = []
         self.decision_tokens = 0
         self.decision_task: asyncio.Task[ToolDecision] | None = None
+        # Set when the turn itself calls for a person (asked for one, upset, sensitive, a company rule).
+        self.handoff: HandoffTrigger | None = None
         self._separate = False  # tool results were streamed: the model's answer starts a new paragraph
 
     def _ms(self, since: float) -> float:
@@ -242,6 +288,11 @@ class _Answer:
         self.verdict = input_check(question)
         if not self.verdict.allowed:
             return await self._refuse_input(self.verdict)
+        trigger = await database_sync_to_async(turn_trigger)(
+            conversation_id=self.message.conversation_id, question=question
+        )
+        if trigger is not None:
+            return await self._hand_over(trigger)
         if await self._over_budget():
             return ReplyOutcome(
                 status=Message.Status.FAILED,
@@ -386,6 +437,15 @@ class _Answer:
         if self.tools.said:
             await self.stream.append("\n\n".join(self.tools.said))
             self._separate = True
+
+    async def _hand_over(self, trigger: HandoffTrigger) -> ReplyOutcome:
+        """This turn is for a person: say so in one honest sentence; the handoff follows the reply."""
+        self.handoff = trigger
+        text = handover_text(trigger)
+        await self._trace([], {"handoff": trigger.reason})
+        await self.stream.append(text)
+        self.timings["total_ms"] = self._ms(self.received_at)
+        return ReplyOutcome(status=Message.Status.COMPLETE, text=text, timings=self.timings)
 
     async def _tool_progress(self, text: str) -> None:
         await self.stream.progress("tool", text=text)

@@ -15,6 +15,7 @@ from apps.accounts.models import Tenant
 from apps.conversations import selectors, services
 from apps.conversations.assistant import assistant_turn_schedule
 from apps.conversations.identity import SessionClaims, session_token_read
+from apps.conversations.models import Conversation
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_services import tool_run_decide_by_customer
 from apps.conversations.widget import rate_limits_for_message, widget_tenant_for_origin
@@ -54,6 +55,27 @@ class HandoffFrame(_Frame):
     reason: Annotated[str, Field(max_length=500)] = ""
 
 
+class HandoffCancelFrame(_Frame):
+    """The customer would rather go on with the assistant than wait for a person."""
+
+    type: Literal["handoff.cancel"]
+
+
+class HandoffEmailFrame(_Frame):
+    """Nobody can answer live: the customer leaves an email to be answered at."""
+
+    type: Literal["handoff.email"]
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+
+
+class CsatFrame(_Frame):
+    """The customer rates the conversation after it was resolved."""
+
+    type: Literal["csat"]
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
 class PingFrame(_Frame):
     type: Literal["ping"]
 
@@ -67,7 +89,15 @@ class ToolDecideFrame(_Frame):
 
 
 Frame = Annotated[
-    HelloFrame | MessageFrame | RetryFrame | HandoffFrame | PingFrame | ToolDecideFrame,
+    HelloFrame
+    | MessageFrame
+    | RetryFrame
+    | HandoffFrame
+    | HandoffCancelFrame
+    | HandoffEmailFrame
+    | CsatFrame
+    | PingFrame
+    | ToolDecideFrame,
     Field(discriminator="type"),
 ]
 
@@ -120,7 +150,22 @@ class WidgetConsumer(BaseConsumer):
             event = await database_sync_to_async(services.handoff_request)(
                 tenant=self.tenant, claims=self.claims, reason=frame.reason
             )
-            await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id, "seq": event.seq})
+            await self._ack(frame.client_msg_id, event)
+        elif isinstance(frame, HandoffCancelFrame):
+            event = await database_sync_to_async(services.handoff_cancel)(
+                tenant=self.tenant, claims=self.claims
+            )
+            await self._ack(frame.client_msg_id, event)
+        elif isinstance(frame, HandoffEmailFrame):
+            event = await database_sync_to_async(services.contact_email_leave)(
+                tenant=self.tenant, claims=self.claims, email=frame.email
+            )
+            await self._ack(frame.client_msg_id, event)
+        elif isinstance(frame, CsatFrame):
+            await database_sync_to_async(services.rating_record)(
+                tenant=self.tenant, claims=self.claims, score=frame.score, comment=frame.comment
+            )
+            await self._ack(frame.client_msg_id, None)
         elif isinstance(frame, ToolDecideFrame):
             await database_sync_to_async(tool_run_decide_by_customer)(
                 tenant=self.tenant, claims=self.claims, run_id=frame.run_id, approve=frame.approve
@@ -128,6 +173,13 @@ class WidgetConsumer(BaseConsumer):
             await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
         else:
             await self.send_json({"type": "pong", "client_msg_id": frame.client_msg_id})
+
+    async def _ack(self, client_msg_id: str, event: Any) -> None:
+        """Acknowledges a frame; `seq` is the event it stored (none when nothing had to change)."""
+        ack: dict[str, Any] = {"type": "ack", "client_msg_id": client_msg_id}
+        if event is not None:
+            ack["seq"] = event.seq
+        await self.send_json(ack)
 
     async def _hello(self, frame: HelloFrame) -> None:
         if self.claims is not None:
@@ -199,7 +251,9 @@ class WidgetConsumer(BaseConsumer):
                 "seq": receipt.seq,
             }
         )
-        if receipt.created:
+        # The assistant answers only while it owns the conversation (CONTRACTS I6); a person, or the queue,
+        # sees the message instead.
+        if receipt.created and receipt.owner == Conversation.Status.ASSISTANT:
             assistant_turn_schedule(
                 tenant=self.tenant,
                 conversation_id=self.claims.conversation_id,

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from apps.accounts.models import Contact, Tenant, TenantScopedModel
 from apps.core.models import BaseModel
 
 
+class HandoffReason(models.TextChoices):
+    """Why a conversation went to a person (docs/architecture/handoff.md). Reports group by these."""
+
+    CUSTOMER_REQUEST = "customer_request", "Customer asked for a person"
+    ASSISTANT_ABSTAINED = "assistant_abstained", "Assistant could not answer"
+    ASSISTANT_FAILED = "assistant_failed", "Assistant failed"
+    LLM_UNAVAILABLE = "llm_unavailable", "Language model unavailable"
+    TOOL_FAILED = "tool_failed", "A tool failed"
+    TOOL_APPROVAL = "tool_approval", "A change needs an agent's approval"
+    SENSITIVE = "sensitive", "Sensitive topic"
+    ANGRY = "angry", "Customer upset"
+    TENANT_RULE = "tenant_rule", "Company rule"
+    AGENT_TAKEOVER = "agent_takeover", "An agent took over"
+    EMAIL_REPLY = "email_reply", "Customer replied by email"
+
+
 class Conversation(TenantScopedModel):
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        HANDOFF_REQUESTED = "handoff_requested", "Waiting for a person"
-        CLOSED = "closed", "Closed"
+        """Who owns the conversation: the ownership state machine of apps.conversations.ownership."""
+
+        ASSISTANT = "assistant", "With the assistant"
+        WAITING = "waiting", "Waiting for a person"
+        HUMAN = "human", "With a person"
+        RESOLVED = "resolved", "Resolved"
 
     class Channel(models.TextChoices):
         WIDGET = "widget", "Website widget"
@@ -28,7 +48,17 @@ class Conversation(TenantScopedModel):
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
     )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
-    status = models.CharField(max_length=24, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.ASSISTANT)
+    # The one agent who owns it while `status` is human (a database constraint keeps the two in step).
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A resolved conversation the customer writes in again starts a new episode: the assistant's memory
+    # starts at `episode_turn`, and CSAT is asked once per episode.
+    episode = models.PositiveIntegerField(default=1)
+    episode_turn = models.PositiveIntegerField(default=0)
+    # Where the customer asked to be answered when nobody could answer live (the email path).
+    contact_email = models.EmailField(blank=True)
     # The highest `seq` handed out; events are numbered under a row lock on this conversation.
     last_seq = models.PositiveIntegerField(default=0)
     # Bumped by every customer message: an answer for an older turn has been superseded.
@@ -37,7 +67,17 @@ class Conversation(TenantScopedModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "-last_message_at"], name="conv_tenant_recent_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "-last_message_at"], name="conv_tenant_recent_idx"),
+            models.Index(fields=["tenant", "status"], name="conv_tenant_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="human", agent__isnull=False)
+                | (~models.Q(status="human") & models.Q(agent__isnull=True)),
+                name="conversation_one_owner",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"conversation {self.id}"
@@ -47,6 +87,11 @@ class Message(BaseModel):
     class Role(models.TextChoices):
         CUSTOMER = "customer", "Customer"
         ASSISTANT = "assistant", "Assistant"
+        AGENT = "agent", "Agent"
+
+    class Via(models.TextChoices):
+        CHAT = "chat", "Chat"
+        EMAIL = "email", "Email"
 
     class Status(models.TextChoices):
         STREAMING = "streaming", "Being written"
@@ -58,6 +103,11 @@ class Message(BaseModel):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Agent messages: who wrote it (the customer sees the first name only).
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    via = models.CharField(max_length=8, choices=Via.choices, default=Via.CHAT)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     # The customer's idempotency key: a message re-sent after a reconnect is stored once (CONTRACTS I1).
     client_msg_id = models.CharField(max_length=64, blank=True, default="")
@@ -90,7 +140,7 @@ class Message(BaseModel):
                 name="uniq_message_client_msg_id",
             ),
             models.CheckConstraint(
-                condition=models.Q(role__in=["customer", "assistant"]), name="message_role_valid"
+                condition=models.Q(role__in=["customer", "assistant", "agent"]), name="message_role_valid"
             ),
         ]
         indexes = [
@@ -141,3 +191,28 @@ class AssistantTrace(BaseModel):
 
     def __str__(self) -> str:
         return f"trace of {self.message_id}"
+
+
+class ConversationRating(BaseModel):
+    """The customer's rating (CSAT, 1 to 5) of one resolved episode of a conversation."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="ratings")
+    episode = models.PositiveIntegerField()
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)  # redacted by Presidio before it is stored
+    # The agent who resolved the episode, if a person did.
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "episode"], name="uniq_rating_per_episode"),
+            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="rating_score_range"),
+        ]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="rating_tenant_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.score}/5 for {self.conversation_id}"

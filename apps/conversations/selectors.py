@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.accounts.models import Tenant
 from apps.conversations.identity import SessionClaims
@@ -21,6 +21,14 @@ def conversation_group(tenant_id: object, conversation_id: object) -> str:
     return f"conv.{tenant_id}.{conversation_id}"
 
 
+def agent_display_name(user: Any) -> str:
+    """What customers see of an agent: the first name, never the username or the email."""
+    if user is None:
+        return ""
+    first = (getattr(user, "first_name", "") or "").strip().split(" ")[0]
+    return first or "An agent"
+
+
 def message_render(message: Message, *, original: bool = True) -> dict[str, Any]:
     """A message as a client sees it. Customers see their own words (`original`); prompts never do."""
     body: dict[str, Any] = {
@@ -31,6 +39,10 @@ def message_render(message: Message, *, original: bool = True) -> dict[str, Any]
     }
     if message.role == Message.Role.CUSTOMER:
         body["client_msg_id"] = message.client_msg_id
+        if message.via == Message.Via.EMAIL:
+            body["via"] = "email"
+    elif message.role == Message.Role.AGENT:
+        body.update(status=message.status, author=agent_display_name(message.author))
     else:
         body.update(
             status=message.status,
@@ -56,7 +68,7 @@ def events_after(*, tenant: Tenant, conversation_id: uuid.UUID, after: int) -> l
     """Stored events with seq > after, oldest first (at most EVENT_PAGE; clients page by seq)."""
     return list(
         ConversationEvent.objects.filter(tenant=tenant, conversation_id=conversation_id, seq__gt=after)
-        .select_related("message")
+        .select_related("message", "message__author")
         .order_by("seq")[:EVENT_PAGE]
     )
 
@@ -98,24 +110,64 @@ def passage_for_visitor(*, tenant: Tenant, chunk_id: uuid.UUID | str) -> Chunk:
 
 
 def turn_messages(*, conversation_id: uuid.UUID, turn: int) -> list[Message]:
-    """The customer messages one answer must cover: every one since the last finished answer, so quick
-    messages sent while an answer was being written merge into one turn."""
+    """The customer messages one answer must cover: every one since the last finished answer (or an
+    agent's message, or the start of the episode), so quick messages sent while an answer was being
+    written merge into one turn, and what the customer said to a person is not asked again."""
     answered = (
-        Message.objects.filter(
-            conversation_id=conversation_id,
-            role=Message.Role.ASSISTANT,
-            status__in=[Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.FAILED],
-            turn__lt=turn,
+        Message.objects.filter(conversation_id=conversation_id, turn__lt=turn)
+        .filter(
+            Q(
+                role=Message.Role.ASSISTANT,
+                status__in=[Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.FAILED],
+            )
+            | Q(role=Message.Role.AGENT)
         )
         .order_by("-turn")
         .values_list("turn", flat=True)
         .first()
     ) or 0
+    episode_turn = _episode_turn(conversation_id)
     return list(
         Message.objects.filter(
-            conversation_id=conversation_id, role=Message.Role.CUSTOMER, turn__gt=answered, turn__lte=turn
+            conversation_id=conversation_id,
+            role=Message.Role.CUSTOMER,
+            turn__gt=max(answered, turn_handed_back(conversation_id=conversation_id)),
+            turn__gte=episode_turn,
+            turn__lte=turn,
         ).order_by("turn")
     )
+
+
+def _episode_turn(conversation_id: uuid.UUID) -> int:
+    return Conversation.objects.filter(id=conversation_id).values_list("episode_turn", flat=True).first() or 0
+
+
+# A person gave the conversation back to the assistant, or the customer stopped waiting for one.
+BACK_TO_ASSISTANT = ("handoff.returned", "handoff.cancelled")
+
+
+def turn_handed_back(*, conversation_id: uuid.UUID) -> int:
+    """The conversation's turn when it last came back to the assistant from people (0: never): messages
+    up to it were said to a person (or while waiting for one), and the assistant does not answer them."""
+    back = (
+        ConversationEvent.objects.filter(conversation_id=conversation_id, type__in=BACK_TO_ASSISTANT)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    if back is None:
+        return 0
+    return (
+        ConversationEvent.objects.filter(
+            conversation_id=conversation_id,
+            type="message.created",
+            seq__lt=back,
+            message__role=Message.Role.CUSTOMER,
+        )
+        .order_by("-seq")
+        .values_list("message__turn", flat=True)
+        .first()
+    ) or 0
 
 
 def conversation_customer(*, conversation_id: uuid.UUID) -> str | None:
@@ -127,10 +179,11 @@ def conversation_customer(*, conversation_id: uuid.UUID) -> str | None:
 
 
 def history_messages(*, conversation_id: uuid.UUID, before_turn: int, limit: int = 40) -> list[Message]:
-    """Earlier messages for the assistant's memory, newest last: customer messages and the answers that
-    were shown as final (superseded and failed ones never were)."""
+    """Earlier messages of the current episode for the assistant's memory, newest last: customer
+    messages, agents' replies, and the answers that were shown as final (superseded and failed ones never
+    were). A resolved and reopened conversation starts with an empty memory."""
     rows: QuerySet[Message] = Message.objects.filter(
-        conversation_id=conversation_id, turn__lt=before_turn
+        conversation_id=conversation_id, turn__lt=before_turn, turn__gte=_episode_turn(conversation_id)
     ).exclude(status__in=[Message.Status.SUPERSEDED, Message.Status.FAILED, Message.Status.STREAMING])
     return list(reversed(rows.order_by("-created_at")[:limit]))
 
@@ -146,6 +199,8 @@ def retry_turn(*, tenant: Tenant, claims: SessionClaims, message_id: uuid.UUID) 
     conversation = session_conversation(tenant=tenant, claims=claims)
     if conversation is None:
         raise NotFound()
+    if conversation.status != Conversation.Status.ASSISTANT:
+        raise Conflict("A person is looking after this conversation now.")
     latest = (
         Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT)
         .order_by("-created_at")
@@ -159,6 +214,9 @@ def retry_turn(*, tenant: Tenant, claims: SessionClaims, message_id: uuid.UUID) 
         raise Conflict("That answer did not fail, so there is nothing to try again.")
     if latest.turn != conversation.turn:
         raise Conflict("A newer message is being answered already.")
+    if turn_handed_back(conversation_id=conversation.id) >= latest.turn:
+        # Cut off when a person took over: they have seen the question since.
+        raise Conflict("A person has looked after this question since; ask again if you still need to.")
     return latest.turn
 
 

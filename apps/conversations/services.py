@@ -8,19 +8,23 @@ may fail without losing anything: clients resume from the database.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Contact, Tenant
 from apps.accounts.services import contact_upsert
+from apps.audit import metrics
+from apps.conversations import hooks
+from apps.conversations.events import event_append
 from apps.conversations.identity import (
     IdentityCheck,
     IdentityClaim,
@@ -29,11 +33,19 @@ from apps.conversations.identity import (
     session_token_read,
     session_token_sign,
 )
-from apps.conversations.models import AssistantTrace, Conversation, ConversationEvent, Message
-from apps.conversations.selectors import conversation_group, event_render
+from apps.conversations.models import (
+    AssistantTrace,
+    Conversation,
+    ConversationEvent,
+    ConversationRating,
+    HandoffReason,
+    Message,
+)
+from apps.conversations.ownership import HandoffTrigger, transition_locked
 from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound
+from apps.core.realtime import staff_publish
 from apps.core.redis import state_key, state_redis
-from apps.guardrails.pii import PIIFinding, RedactedText, pii_redact_with_findings
+from apps.guardrails.pii import PIIFinding, RedactedText, pii_redact, pii_redact_with_findings
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +114,7 @@ def _session_for_contact(*, tenant: Tenant, claims: SessionClaims | None, contac
     latest = (
         Conversation.objects.for_tenant(tenant)
         .filter(contact=contact, channel=Conversation.Channel.WIDGET)
-        .exclude(status=Conversation.Status.CLOSED)
+        .exclude(status=Conversation.Status.RESOLVED)
         .order_by("-created_at")
         .first()
     )
@@ -145,47 +157,6 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims) -> Conversation
     return conversation
 
 
-# ---- the event log ---------------------------------------------------------------------------------------
-
-
-def _event_append(
-    conversation: Conversation,
-    type: str,
-    *,
-    message: Message | None = None,
-    data: dict[str, Any] | None = None,
-) -> ConversationEvent:
-    """Appends an event to a conversation the caller holds locked (select_for_update) in its transaction."""
-    conversation.last_seq += 1
-    conversation.save(update_fields=["last_seq", "turn", "status", "last_message_at", "updated_at"])
-    event = ConversationEvent.objects.create(
-        tenant_id=conversation.tenant_id,
-        conversation=conversation,
-        seq=conversation.last_seq,
-        type=type,
-        message=message,
-        data=data or {},
-    )
-    transaction.on_commit(
-        lambda: conversation_publish(conversation=conversation, payload=event_render(event))
-    )
-    return event
-
-
-def conversation_publish(*, conversation: Conversation, payload: dict[str, Any]) -> None:
-    """Best-effort push to the conversation's sockets; they recover anything missed by `seq`."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            conversation_group(conversation.tenant_id, conversation.id),
-            {"type": "conv.event", "payload": payload},
-        )
-    except Exception as exc:
-        logger.warning("push to conversation %s failed: %s", conversation.id, exc.__class__.__name__)
-
-
 # ---- customer messages -----------------------------------------------------------------------------------
 
 
@@ -194,6 +165,8 @@ class Receipt:
     message: Message
     seq: int
     created: bool  # False: this client_msg_id was stored before, nothing new happened
+    # Who owns the conversation once the message is stored: the assistant answers only if it does.
+    owner: str = Conversation.Status.ASSISTANT
 
 
 @dataclass(frozen=True)
@@ -223,6 +196,7 @@ def message_receive(
     client_msg_id: str,
     text: str | None = None,
     prepared: PreparedText | None = None,
+    via: str = Message.Via.CHAT,
 ) -> Receipt:
     """Stores a customer's message once (idempotent on client_msg_id) and starts a new turn. Give `text`,
     or `prepared` from `message_prepare`."""
@@ -237,6 +211,9 @@ def message_receive(
         duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
         if duplicate is not None:
             return duplicate
+        if conversation.status == Conversation.Status.RESOLVED:
+            # Writing again after a resolution starts a clean assistant episode.
+            transition_locked(conversation, to=Conversation.Status.ASSISTANT, event="conversation.reopened")
         conversation.turn += 1
         conversation.last_message_at = timezone.now()
         message = Message.objects.create(
@@ -248,11 +225,27 @@ def message_receive(
             text=body,
             text_redacted=str(redacted),
             pii_types=sorted({f.entity_type for f in findings}),
+            via=via,
         )
-        event = _event_append(conversation, "message.created", message=message)
+        event = event_append(conversation, "message.created", message=message)
         turn = conversation.turn
         transaction.on_commit(lambda: _turn_mark(conversation, turn))
-    return Receipt(message=message, seq=event.seq, created=True)
+        if conversation.status != Conversation.Status.ASSISTANT:
+            _staff_activity(conversation, event)
+    return Receipt(message=message, seq=event.seq, created=True, owner=conversation.status)
+
+
+def _staff_activity(conversation: Conversation, event: ConversationEvent) -> None:
+    """Tells the tenant's agents that a conversation with (or waiting for) a person has news."""
+    payload = {
+        "type": "conversation.activity",
+        "conversation_id": str(conversation.id),
+        "seq": event.seq,
+        "status": conversation.status,
+        "agent_id": conversation.agent_id,
+    }
+    tenant_id = conversation.tenant_id
+    transaction.on_commit(lambda: staff_publish(tenant_id, payload))
 
 
 def _receipt_existing(*, tenant: Tenant, claims: SessionClaims, client_msg_id: str) -> Receipt | None:
@@ -268,7 +261,8 @@ def _receipt_existing(*, tenant: Tenant, claims: SessionClaims, client_msg_id: s
     if message.conversation.visitor_id != claims.visitor_id:
         raise NotFound()
     event = ConversationEvent.objects.filter(conversation_id=message.conversation_id, message=message).first()
-    return Receipt(message=message, seq=event.seq if event else 0, created=False)
+    # A re-sent message starts nothing: no answer is scheduled for it again.
+    return Receipt(message=message, seq=event.seq if event else 0, created=False, owner="")
 
 
 def _turn_mark(conversation: Conversation, turn: int) -> None:
@@ -287,11 +281,112 @@ def cli_message_receive(*, conversation: Conversation, client_msg_id: str, text:
     return message_receive(tenant=conversation.tenant, claims=claims, client_msg_id=client_msg_id, text=text)
 
 
-def handoff_request(*, tenant: Tenant, claims: SessionClaims, reason: str) -> ConversationEvent:
+def email_receive(*, conversation_id: uuid.UUID, text: str, email_id: str) -> Receipt:
+    """A customer's email reply (matched to its conversation by the handoff app), stored once per email."""
+    conversation = Conversation.objects.select_related("tenant").filter(id=conversation_id).first()
+    if conversation is None:
+        raise NotFound("There is no such conversation.")
+    claims = SessionClaims(
+        conversation.tenant_id, conversation.visitor_id, conversation.id, conversation.contact_id
+    )
+    key = "email:" + hashlib.sha256(email_id.encode("utf-8", "replace")).hexdigest()[:40]
+    text = text[: settings.WIDGET_MAX_MESSAGE_CHARS]
+    return message_receive(
+        tenant=conversation.tenant, claims=claims, client_msg_id=key, text=text, via=Message.Via.EMAIL
+    )
+
+
+def handoff_request(
+    *, tenant: Tenant, claims: SessionClaims, reason: str = "", trigger: HandoffTrigger | None = None
+) -> ConversationEvent | None:
+    """The customer asks for a person (the widget's button). None if one has it or is on the way.
+    `reason` is the customer's own text: it may hold PII, so it never becomes the handoff's detail (shown
+    to every agent and in reports); what they wrote to the assistant is in the case file."""
+    trigger = trigger or HandoffTrigger(
+        reason=HandoffReason.CUSTOMER_REQUEST, detail="asked with the button", priority=0
+    )
     with transaction.atomic():
         conversation = _conversation_lock(tenant=tenant, claims=claims)
-        conversation.status = Conversation.Status.HANDOFF_REQUESTED
-        return _event_append(conversation, "handoff.requested", data={"reason": reason.strip()[:500]})
+        if conversation.status in (Conversation.Status.WAITING, Conversation.Status.HUMAN):
+            return None
+        return transition_locked(
+            conversation, to=Conversation.Status.WAITING, event="handoff.requested", trigger=trigger
+        ).event
+
+
+def handoff_cancel(*, tenant: Tenant, claims: SessionClaims) -> ConversationEvent | None:
+    """The customer would rather go on with the assistant than wait; None if nobody was waiting."""
+    with transaction.atomic():
+        conversation = _conversation_lock(tenant=tenant, claims=claims)
+        if conversation.status != Conversation.Status.WAITING:
+            return None
+        return transition_locked(
+            conversation, to=Conversation.Status.ASSISTANT, event="handoff.cancelled"
+        ).event
+
+
+def contact_email_leave(*, tenant: Tenant, claims: SessionClaims, email: str) -> ConversationEvent:
+    """The customer leaves an email to be answered at when nobody can answer live; listeners (the handoff
+    app) open a ticket in the same transaction."""
+    address = email.strip()
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise BadRequest("That doesn't look like an email address.") from None
+    if len(address) > 254:
+        raise BadRequest("That email address is too long.")
+    with transaction.atomic():
+        conversation = _conversation_lock(tenant=tenant, claims=claims)
+        conversation.contact_email = address
+        conversation.save(update_fields=["contact_email", "updated_at"])
+        event = event_append(conversation, "handoff.email_saved", data={"email": email_masked(address)})
+        for listener in hooks.email_listeners():
+            listener(conversation, address)
+    return event
+
+
+def email_masked(address: str) -> str:
+    """m***@example.com: enough for the customer to recognise their address, not enough to leak it."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def rating_record(
+    *, tenant: Tenant, claims: SessionClaims, score: int, comment: str = ""
+) -> ConversationRating:
+    """The customer rates the episode just resolved, once (a second rating of it is a Conflict)."""
+    if not 1 <= score <= 5:
+        raise BadRequest("Ratings go from 1 to 5.")
+    redacted = pii_redact(comment.strip()[:2000]) if comment.strip() else ""
+    with transaction.atomic():
+        conversation = _conversation_lock(tenant=tenant, claims=claims)
+        if conversation.status != Conversation.Status.RESOLVED:
+            raise Conflict("You can rate the conversation once it is resolved.")
+        # The agent who last wrote in this episode (an earlier episode's agent did not resolve this one).
+        resolver = (
+            Message.objects.filter(
+                conversation=conversation, role=Message.Role.AGENT, turn__gte=conversation.episode_turn
+            )
+            .order_by("-created_at")
+            .values_list("author_id", flat=True)
+            .first()
+        )
+        try:
+            with transaction.atomic():
+                rating = ConversationRating.objects.create(
+                    tenant=tenant,
+                    conversation=conversation,
+                    episode=conversation.episode,
+                    score=score,
+                    comment=str(redacted),
+                    agent_id=resolver,
+                )
+        except IntegrityError:
+            raise Conflict("You've rated this conversation already. Thank you!") from None
+        event_append(conversation, "csat.recorded", data={"score": score})
+        slug = tenant.slug
+        transaction.on_commit(lambda: metrics.rating_count(tenant=slug, score=score))
+    return rating
 
 
 # ---- assistant replies -----------------------------------------------------------------------------------
@@ -303,8 +398,8 @@ def reply_start(
     """A new streaming reply for `turn`, or None if a newer customer message has superseded the turn."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(id=conversation_id)
-        if conversation.turn != turn:
-            return None
+        if conversation.turn != turn or conversation.status != Conversation.Status.ASSISTANT:
+            return None  # superseded, or a person has the conversation (CONTRACTS I6)
         if retry_of is not None:
             latest = (
                 Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT)
@@ -329,7 +424,7 @@ def reply_start(
             turn=turn,
             heartbeat_at=timezone.now(),
         )
-        _event_append(conversation, "assistant.started", message=message, data={"turn": turn})
+        event_append(conversation, "assistant.started", message=message, data={"turn": turn})
     return message
 
 
@@ -375,6 +470,8 @@ def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
         status = outcome.status
         if status == Message.Status.COMPLETE and conversation.turn != current.turn:
             status = Message.Status.SUPERSEDED
+        elif conversation.status != Conversation.Status.ASSISTANT:
+            status = Message.Status.INTERRUPTED  # a person took over: never stored as the final answer
         current.status = status
         current.text = outcome.text
         current.text_redacted = outcome.text_redacted
@@ -392,7 +489,7 @@ def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
         data: dict[str, Any] = {}
         if status in (Message.Status.INTERRUPTED, Message.Status.FAILED):
             data = {"code": outcome.error_code or "interrupted", "retryable": True}
-        _event_append(conversation, EVENT_FOR_STATUS[Message.Status(status)], message=current, data=data)
+        event_append(conversation, EVENT_FOR_STATUS[Message.Status(status)], message=current, data=data)
     return current
 
 
@@ -438,7 +535,7 @@ def replies_sweep_stale(*, conversation_id: uuid.UUID) -> int:
             message.error_code = "interrupted"
             message.heartbeat_at = None
             message.save(update_fields=["status", "error_code", "heartbeat_at", "updated_at"])
-            _event_append(
+            event_append(
                 conversation,
                 "assistant.interrupted",
                 message=message,

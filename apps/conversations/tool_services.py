@@ -13,9 +13,10 @@ import uuid
 from django.db import transaction
 
 from apps.accounts.models import Tenant
+from apps.conversations.events import event_append
 from apps.conversations.identity import SessionClaims
 from apps.conversations.models import Conversation, ConversationEvent, Message
-from apps.conversations.services import _conversation_lock, _event_append
+from apps.conversations.services import _conversation_lock
 from apps.conversations.tool_selectors import tool_run_event_data
 from apps.core.errors import NotFound
 from apps.tools import services as tool_services
@@ -39,8 +40,11 @@ def tool_run_record(run: ToolRun) -> None:
         )
         if conversation is None:
             return
-        _event_append(conversation, "tool.run", data=tool_run_event_data(run))
-        if run.deliver_later and run.status in _POSTED and run.summary:
+        event_append(conversation, "tool.run", data=tool_run_event_data(run))
+        # While a person has the conversation the assistant says nothing: the run's card (the event above)
+        # shows its outcome, and the agent sees it in the console.
+        speaks = conversation.status == Conversation.Status.ASSISTANT
+        if speaks and run.deliver_later and run.status in _POSTED and run.summary:
             already = ConversationEvent.objects.filter(
                 conversation=conversation, type="tool.result", data__run_id=str(run.id)
             ).exists()
@@ -56,8 +60,8 @@ def tool_run_record(run: ToolRun) -> None:
                     text_redacted=run.summary,
                     offer_handoff=run.status == RunStatus.FAILED,
                 )
-                _event_append(conversation, "tool.result", message=message, data={"run_id": str(run.id)})
-                _event_append(conversation, "assistant.completed", message=message)
+                event_append(conversation, "tool.result", message=message, data={"run_id": str(run.id)})
+                event_append(conversation, "assistant.completed", message=message)
 
 
 def tool_run_decide_by_customer(

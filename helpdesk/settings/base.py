@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "apps.telco",
     "apps.tools",
     "apps.conversations",
+    "apps.handoff",
     "apps.demo",
 ]
 
@@ -176,7 +177,9 @@ WIDGET_RATE_SESSIONS_IP = env.int("WIDGET_RATE_SESSIONS_IP", 30)
 
 # ---- tools (docs/architecture/tools.md) ----
 # Tool runs go to their own queue so a long ingestion never delays "where is my order?".
-CELERY_TASK_ROUTES = {"apps.tools.tasks.*": {"queue": "tools"}}
+# Case files and handoff escalations have a queue of their own (served by the same worker as tools), so
+# an agent's case file never waits behind an ingestion either.
+CELERY_TASK_ROUTES = {"apps.tools.tasks.*": {"queue": "tools"}, "apps.handoff.tasks.*": {"queue": "handoff"}}
 # Consecutive transient failures of one company's business system before its circuit opens, and how long
 # it stays open before one trial call.
 TOOLS_BREAKER_FAILURES = env.int("TOOLS_BREAKER_FAILURES", 3)
@@ -188,6 +191,32 @@ TOOLS_WAIT_SECONDS = env.float("TOOLS_WAIT_SECONDS", 20.0)
 # Hosts any company's HTTP adapter may call (comma-separated), besides the hosts the platform operator
 # allows for one company in the Django admin. A base URL on any other host is refused.
 TOOLS_ALLOWED_HOSTS = env.list("TOOLS_ALLOWED_HOSTS", [])
+
+# ---- handoff to people (docs/architecture/handoff.md) ----
+# Answers in a row the assistant could not give (abstained or failed) before a person is brought in;
+# 0 never hands off for that.
+HANDOFF_AFTER_UNANSWERED = env.int("HANDOFF_AFTER_UNANSWERED", 2)
+# An agent whose console has not been heard from for this long counts as offline.
+HANDOFF_PRESENCE_STALE_SECONDS = env.int("HANDOFF_PRESENCE_STALE_SECONDS", 90)
+# Replies to customers who left an email go out from this address, with a Reply-To of
+# reply+<token>@HANDOFF_REPLY_DOMAIN that the inbound email webhook matches to the conversation.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "support@localhost")
+HANDOFF_REPLY_DOMAIN = env.str("HANDOFF_REPLY_DOMAIN", "localhost")
+# Bearer secret of POST /api/v1/inbound-email/ (your mail provider's inbound webhook); empty disables it.
+INBOUND_EMAIL_SECRET = env.str("INBOUND_EMAIL_SECRET", "")
+# Outgoing mail: SMTP when EMAIL_HOST is set; otherwise each message is written as a file under
+# var/mail, so a fresh install shows what it would have sent.
+EMAIL_HOST = env.str("EMAIL_HOST", "")
+EMAIL_PORT = env.int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(LOCAL.var_dir / "mail")
 
 HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
 

@@ -210,9 +210,12 @@ class Supervisor:
             )
         )
         say(f"demo company {demo['tenant']!r} {'loaded' if demo['created'] else 'already loaded'}")
-        say("starting the Celery workers (background work, and tools)")
+        say("starting the Celery workers (background work; tools and handoff case files)")
         # Two workers: a long ingestion never holds up "where is my order?", whose answer waits for it.
-        for name, queue, hostname in (("celery", "celery", "helpdesk"), ("celery-tools", "tools", "tools")):
+        for name, queue, hostname in (
+            ("celery", "celery", "helpdesk"),
+            ("celery-tools", "tools,handoff", "tools"),
+        ):
             self._spawn(
                 Child(
                     name,

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.selectors import tenant_by_slug
 from apps.conversations.assistant import TurnResult, assistant_turn_run
+from apps.conversations.models import Conversation
 from apps.conversations.services import cli_conversation_open, cli_message_receive
 from apps.core.errors import HelpdeskError
 from apps.llm.clients import close_async_clients
@@ -47,6 +48,11 @@ class Command(BaseCommand):
             )
         except HelpdeskError as exc:
             raise CommandError(exc.message) from exc
+        if receipt.owner and receipt.owner != Conversation.Status.ASSISTANT:
+            raise CommandError(
+                f"Stored, but a person looks after conversation {conversation.id} now "
+                f"({Conversation.Status(receipt.owner).label.lower()}): the assistant does not answer."
+            )
 
         streamed: list[str] = []
 

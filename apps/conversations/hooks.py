@@ -1,0 +1,64 @@
+"""Where higher apps plug into conversations (STYLE: lower apps expose a registry, the higher app fills it
+in its AppConfig.ready()). The handoff app registers here; conversations never imports it.
+
+- ownership listeners: every ownership transition, inside its transaction (the queue entry is created or
+  closed atomically with the change);
+- reply-cancel listeners: after commit, the conversation whose reply must stop now (this process);
+- email listeners: the customer left an email to be answered at, inside the transaction;
+- rule checks: company rules (topics, customer tiers) that send a turn to a person before it is answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apps.conversations.models import Conversation
+    from apps.conversations.ownership import HandoffTrigger, Transition
+
+OwnershipListener = Callable[["Transition"], None]
+CancelListener = Callable[[uuid.UUID], None]
+EmailListener = Callable[["Conversation", str], None]
+# (tenant id, the contact's tier or "", the turn's redacted text) -> a trigger, or None.
+RuleCheck = Callable[[uuid.UUID, str, str], "HandoffTrigger | None"]
+
+_registry: dict[str, list[Any]] = {"ownership": [], "cancel": [], "email": [], "rules": []}
+
+
+def _add(kind: str, fn: Any) -> None:
+    if fn not in _registry[kind]:
+        _registry[kind].append(fn)
+
+
+def ownership_listener_add(fn: OwnershipListener) -> None:
+    _add("ownership", fn)
+
+
+def reply_cancel_listener_add(fn: CancelListener) -> None:
+    _add("cancel", fn)
+
+
+def email_listener_add(fn: EmailListener) -> None:
+    _add("email", fn)
+
+
+def rule_check_add(fn: RuleCheck) -> None:
+    _add("rules", fn)
+
+
+def ownership_listeners() -> list[OwnershipListener]:
+    return list(_registry["ownership"])
+
+
+def cancel_listeners() -> list[CancelListener]:
+    return list(_registry["cancel"])
+
+
+def email_listeners() -> list[EmailListener]:
+    return list(_registry["email"])
+
+
+def rule_checks() -> list[RuleCheck]:
+    return list(_registry["rules"])
