@@ -9,7 +9,9 @@ from pathlib import Path
 from django.db import transaction
 
 from apps.accounts import services
-from apps.accounts.models import Role, Tenant, User
+from apps.accounts.models import Contact, Role, Tenant, User
+from apps.handoff import services as handoff
+from apps.handoff.models import HandoffSettings
 from apps.knowledge import ingestion
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, VersionStatus
@@ -46,6 +48,7 @@ class DemoResult:
 def demo_load(*, origins: list[str]) -> DemoResult:
     result = _demo_people_load(origins=origins)
     demo_tools_load(tenant=result.tenant)
+    demo_handoff_load(tenant=result.tenant)
     published = demo_knowledge_load(tenant=result.tenant)
     return DemoResult(
         tenant=result.tenant, created=result.created, logins=result.logins, documents_published=published
@@ -71,6 +74,39 @@ def demo_tools_load(*, tenant: Tenant) -> None:
     if not TenantTool.objects.for_tenant(tenant).exists():
         for name, approval in DEMO_TOOLS:
             tools.tool_configure(tenant=tenant, name=name, enabled=True, approval=approval)
+
+
+DEMO_CANNED = [
+    ("Greeting", "hello", "Hi, I'm from the Nimbus team. I've read what you told our assistant."),
+    ("Checking", "checking", "Thanks for waiting. I'm looking into this on your account now."),
+    ("Bill explained", "bill", "Your bill is your plan, any extra usage, and taxes. Let's go through it."),
+    ("Anything else", "else", "Is there anything else I can help you with today?"),
+]
+# Every day, all day: whoever opens the console answers live; with nobody online the customer is offered
+# the email path. Change them at /staff/nimbus/handoff-settings/.
+DEMO_HOURS = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+# Aiko Tanaka is a premium customer: the company rule gives her a person straight away.
+DEMO_TIERS = {"cust-1003": "premium"}
+
+
+@transaction.atomic
+def demo_handoff_load(*, tenant: Tenant) -> None:
+    """Hours, a billing team, canned responses and two company rules, unless the company set them up."""
+    if HandoffSettings.objects.for_tenant(tenant).exists():
+        return
+    handoff.handoff_settings_update(
+        tenant=tenant, timezone_name="Europe/Berlin", hours=DEMO_HOURS, escalate_after_seconds=300
+    )
+    agents = list(User.objects.filter(username__in=["alice", "bob"]).values_list("id", flat=True))
+    handoff.team_create(tenant=tenant, name="Billing", member_ids=agents)
+    for title, shortcut, body in DEMO_CANNED:
+        handoff.canned_response_save(tenant=tenant, title=title, shortcut=shortcut, body=body)
+    handoff.handoff_rule_create(
+        tenant=tenant, kind="topic", value="cancel my contract, port my number, formal complaint", priority=1
+    )
+    handoff.handoff_rule_create(tenant=tenant, kind="tier", value="premium", priority=2)
+    for external_id, tier in DEMO_TIERS.items():
+        Contact.objects.for_tenant(tenant).filter(external_id=external_id).update(tier=tier)
 
 
 def demo_knowledge_load(*, tenant: Tenant) -> int:

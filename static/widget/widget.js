@@ -97,7 +97,98 @@
       failed: "That didn't work, and nothing was changed.",
       untitled: "Request",
     },
+    // Going to a person and back (docs/architecture/handoff.md). `d` is the stored event's data.
+    handoff: {
+      offer: "Talk to a person",
+      asking: "Asking a person…",
+      requested: "We've asked a person to join. They'll reply here as soon as they can.",
+      queued: function (d) {
+        var place = Number(d.position) > 0 ? "You're number " + Number(d.position) + " in line. " : "";
+        var wait = waitPhrase(Number(d.expected_wait_seconds));
+        return place + (wait ? "A person usually joins " + wait + "." : "A person will join as soon as they can.");
+      },
+      closed: function (d) {
+        var hours = typeof d.hours === "string" && d.hours && d.hours !== "no live hours" ? " (hours: " + d.hours + ")" : "";
+        var back = localMoment(d.next_open);
+        return "Our team is offline right now" + hours + "." + (back ? " They're back " + back + "." : "");
+      },
+      noAgents: "Nobody from our team is available right now.",
+      ticketOpened: function (d) {
+        return "We've opened ticket #" + d.ticket + " and will email you at " + d.email + ".";
+      },
+      ticket: function (d) {
+        return "Ticket #" + d.ticket + ": we'll email you at " + d.email + ".";
+      },
+      emailAsk: "Leave your email address and we'll answer you there. You can also keep writing here.",
+      emailLabel: "Your email",
+      emailSend: "Send",
+      emailSendName: "Send email address",
+      emailEmpty: "Please enter your email address.",
+      emailInvalid: "That doesn't look like an email address.",
+      sending: "Sending…",
+      keepWaiting: "Continue with the assistant",
+      leaving: "Going back to the assistant…",
+      claimed: function (agent, company) {
+        return agent + " from " + company + " has joined the conversation.";
+      },
+      toAgent: function (agent) {
+        return agent + " has taken over the conversation.";
+      },
+      toTeam: function (team) {
+        return "You've been passed to our " + team + " team.";
+      },
+      returned: "You're back with the assistant.",
+      cancelled: "OK, you're back with the assistant.",
+      stopped: "Stopped — a person is taking over.",
+      someone: "A person",
+      waitingHead: "Waiting for a person",
+      humanHead: function (agent) {
+        return "Chatting with " + agent;
+      },
+      byEmail: "Sent by email",
+    },
+    resolved: {
+      line: "This conversation was marked as resolved.",
+      reopened: "New conversation",
+      ask: "How did we do?",
+      rate: function (n) {
+        return "Rate " + n + " out of 5";
+      },
+      comment: "Comment (optional)",
+      send: "Send",
+      sendName: "Send rating",
+      choose: "Please choose a rating from 1 to 5.",
+      thanks: "Thanks for your feedback.",
+    },
   };
+
+  // "in under a minute", "within about 3 minutes": an honest, rounded wait.
+  function waitPhrase(s) {
+    if (!(s > 0)) return "";
+    if (s < 60) return "in under a minute";
+    var minutes = Math.round(s / 60);
+    if (minutes < 60) return "within about " + (minutes === 1 ? "1 minute" : minutes + " minutes");
+    var hours = Math.round(s / 3600);
+    return "within about " + (hours === 1 ? "1 hour" : hours + " hours");
+  }
+
+  // A moment the desk sent (ISO 8601), in the visitor's own language and time zone.
+  function localMoment(iso) {
+    if (typeof iso !== "string" || !iso) return "";
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) return "";
+    try {
+      return new Intl.DateTimeFormat(undefined, {
+        weekday: "long",
+        month: "long",
+        day: "numeric",
+        hour: "numeric",
+        minute: "2-digit",
+      }).format(date);
+    } catch (e) {
+      return date.toLocaleString();
+    }
+  }
 
   function sentence(code, details) {
     var entry = TEXT.codes[code] || TEXT.codes.unknown;
@@ -336,14 +427,15 @@
     "  pointer-events: none; }",
     ".root > * { pointer-events: auto; }",
     ".root *, .root *::before, .root *::after { box-sizing: border-box; }",
-    "button, textarea { font: inherit; letter-spacing: inherit; text-transform: none; }",
+    "button, textarea, input { font: inherit; letter-spacing: inherit; text-transform: none; }",
     "[hidden] { display: none !important; }",
     "button { appearance: none; margin: 0; cursor: pointer; border-radius: 8px; border: 2px solid #1746c2;",
     "  background: #1746c2; color: #fff; padding: 6px 14px; font-weight: 600; line-height: 1.3; min-height: 36px; }",
     "button:hover { background: #10379c; border-color: #10379c; }",
     "button.secondary { background: #fff; color: #1746c2; }",
     "button.secondary:hover { background: #eef3ff; }",
-    "button:disabled, button:disabled:hover { cursor: default; background: #eaeef2; border-color: #8c959f; color: #424a53; }",
+    "button:disabled, button:disabled:hover, button[aria-disabled=true], button[aria-disabled=true]:hover { cursor: default;",
+    "  background: #eaeef2; border-color: #8c959f; color: #424a53; }",
     ":focus { outline: none; }",
     ":focus-visible { outline: 3px solid #111827; outline-offset: 2px; box-shadow: 0 0 0 2px #fff; }",
     ".launcher { display: inline-flex; align-items: center; gap: 8px; border-radius: 999px; padding: 10px 18px;",
@@ -402,6 +494,34 @@
     ".tool-summary { margin: 4px 0 0; font-size: 14px; white-space: pre-wrap; }",
     ".tool[data-status=failed] .tool-summary { color: #8a1c12; }",
     ".tool-error { margin: 4px 0 0; font-size: 14px; color: #8a1c12; }",
+    ".msg.agent { align-self: flex-start; background: #f0f7f0; border: 1px solid #1a7f37; border-bottom-left-radius: 4px; }",
+    ".msg.agent .who { color: #0f5323; }",
+    ".msg.assistant[data-status=interrupted] .notice.handoff-stop { color: #424a53; }",
+    ".handoff-status { align-self: stretch; background: #fff; border: 1px solid #8c959f; border-left: 4px solid #1746c2;",
+    "  border-radius: 8px; padding: 8px 12px; font-size: 14px; overflow-wrap: anywhere; }",
+    ".handoff-status p { margin: 0; }",
+    ".handoff-status p + p, .handoff-status form { margin-top: 6px; }",
+    ".email-form label, .csat label { display: block; font-size: 13px; font-weight: 600; margin: 0 0 4px; }",
+    ".email-form .row { margin-top: 0; }",
+    "input { font: inherit; letter-spacing: inherit; flex: 1; min-width: 0; min-height: 36px; padding: 6px 10px; margin: 0;",
+    "  border: 2px solid #57606a; border-radius: 8px; background: #fff; color: #1b1f24; }",
+    "input:focus-visible { outline: 3px solid #1746c2; outline-offset: 1px; box-shadow: none; }",
+    "input[aria-invalid=true], .csat textarea[aria-invalid=true] { border-color: #b42318; }",
+    ".field-error { margin: 4px 0 0; font-size: 13px; color: #8a1c12; }",
+    ".field-error:empty { display: none; }",
+    ".divider { align-self: stretch; display: flex; align-items: center; gap: 8px; margin: 4px 0; font-size: 13px;",
+    "  color: #424a53; text-align: center; }",
+    ".divider::before, .divider::after { content: ''; flex: 1; border-top: 1px solid #8c959f; }",
+    ".csat { align-self: stretch; background: #fff; border: 1px solid #8c959f; border-radius: 8px; padding: 8px 12px; }",
+    ".csat-title { margin: 0 0 6px; font-weight: 700; }",
+    ".stars { display: flex; gap: 4px; margin: 0 0 8px; }",
+    ".stars button { background: #fff; color: #57606a; border-color: #8c959f; font-size: 20px; line-height: 1;",
+    "  padding: 4px 8px; min-width: 40px; min-height: 40px; }",
+    ".stars button:hover { background: #eef3ff; }",
+    ".stars button.lit { color: #7a4d00; background: #fff8c5; border-color: #9a6700; }",
+    ".stars button[aria-pressed=true] { border-width: 3px; }",
+    ".csat textarea { min-height: 40px; }",
+    ".csat .row { justify-content: flex-end; }",
     ".composer { border-top: 1px solid #d0d7de; padding: 8px 12px 12px; background: #fff; }",
     ".composer label { display: block; font-size: 13px; font-weight: 600; margin: 0 0 4px; }",
     "textarea { display: block; width: 100%; min-height: 44px; max-height: 140px; resize: vertical; padding: 8px 10px;",
@@ -433,7 +553,8 @@
     "  .root *, .root *::before, .root *::after { animation: none !important; transition: none !important; scroll-behavior: auto !important; }",
     "  .dots span { opacity: .7; }",
     "}",
-    "@media (forced-colors: active) { .msg, .panel, .system, .tool { border: 1px solid CanvasText; } }",
+    "@media (forced-colors: active) { .msg, .panel, .system, .tool, .handoff-status, .csat { border: 1px solid CanvasText; }",
+    "  .stars button[aria-pressed=true], .stars button.lit { border: 3px solid Highlight; } }",
   ].join("\n");
 
   function el(tag, attrs, children) {
@@ -454,6 +575,13 @@
   }
 
   var ui = null; // the rendered elements
+  var SUB_DEFAULT = "Support chat";
+  var uniq = 0; // ids of controls drawn more than once (labels point at them)
+
+  function nextId(prefix) {
+    uniq += 1;
+    return prefix + "-" + uniq;
+  }
 
   function render() {
     if (ui) return;
@@ -486,10 +614,8 @@
     launcher.appendChild(unreadLabel);
 
     var closeButton = el("button", { type: "button", className: "close", "aria-label": "Close chat", text: "\u00d7" });
-    var title = el("h2", { id: "hd-title" }, [
-      document.createTextNode(tenantName),
-      el("span", { className: "sub", text: "Support chat" }),
-    ]);
+    var sub = el("span", { className: "sub", text: SUB_DEFAULT });
+    var title = el("h2", { id: "hd-title" }, [document.createTextNode(tenantName), sub]);
     var status = el("p", { className: "status", role: "status", "aria-live": "polite" });
     var empty = el("p", { className: "empty", text: "Ask us anything about our services. We usually answer in seconds." });
     var log = el("div", {
@@ -557,6 +683,7 @@
       unreadLabel: unreadLabel,
       panel: panel,
       closeButton: closeButton,
+      sub: sub,
       status: status,
       log: log,
       empty: empty,
@@ -687,7 +814,11 @@
   var replies = {}; // message_id -> assistant reply view
   var superseded = {}; // message_id -> true
   var runs = {}; // run_id -> card of a proposed change
-  var handoffRequested = false;
+  // Who has the conversation (assistant | waiting | human | resolved), as the stored events say.
+  var owner = "assistant";
+  var agentName = ""; // the first name of the person who has it
+  var waiting = null; // the latest handoff.status card while its controls are live
+  var rating = null; // the open rating prompt of a resolved conversation
 
   function resetConversation() {
     lastSeq = 0;
@@ -698,19 +829,26 @@
     superseded = {};
     runs = {};
     pendingDecisions = {};
-    handoffRequested = false;
+    requests = {};
+    owner = "assistant";
+    agentName = "";
+    waiting = null;
+    rating = null;
     outbox = [];
     saveOutbox();
     if (ui) {
       ui.log.textContent = "";
       ui.log.appendChild(ui.empty);
+      updateHead();
     }
   }
 
-  // Stored items keep their seq order; pending customer messages stay after them until stored.
+  // Stored items keep their seq order; customer messages stay after them until their own event is applied
+  // (acknowledged is not enough: events stored before the message, such as a reopening, may still be on
+  // their way). Failed ones were never stored and keep their place.
   function placeStored(node) {
     ui.empty.remove();
-    var pending = ui.log.querySelector(".msg.customer[data-state=pending]:not([data-stored])");
+    var pending = ui.log.querySelector(".msg.customer:not([data-stored]):not([data-state=failed])");
     if (pending && pending !== node) ui.log.insertBefore(node, pending);
     else if (node.parentNode !== ui.log || pending === node) ui.log.appendChild(node);
     scrollToEnd(false);
@@ -805,6 +943,17 @@
     "assistant.failed": onFinished,
     "assistant.superseded": onSuperseded,
     "handoff.requested": onHandoffRequested,
+    "handoff.status": onHandoffStatus,
+    "handoff.email_saved": onEmailSaved,
+    "handoff.ticket": onTicket,
+    "handoff.claimed": onClaimed,
+    "handoff.transferred": onTransferred,
+    "handoff.returned": function () { systemLine(TEXT.handoff.returned); },
+    "handoff.cancelled": function () { systemLine(TEXT.handoff.cancelled); },
+    "agent.message": onAgentMessage,
+    "conversation.resolved": onResolved,
+    "conversation.reopened": onReopened,
+    "csat.recorded": onRated,
     "tool.run": onToolRun,
     // The result comes again as the `assistant.completed` that follows it, which renders the message.
     "tool.result": function () {},
@@ -839,6 +988,7 @@
       return;
     }
     lastSeq = event.seq;
+    if (typeof event.owner === "string") ownerChanged(event);
     var handler = STORED[event.type];
     if (handler) handler(event);
   }
@@ -897,7 +1047,7 @@
     view.text.textContent = message.text || "";
     view.node.setAttribute("data-stored", "");
     view.node.setAttribute("data-message-id", message.id);
-    setCustomerState(view, "sent", "");
+    setCustomerState(view, "sent", message.via === "email" ? TEXT.handoff.byEmail : "");
     dropFromOutbox(clientMsgId);
     placeStored(view.node);
     retireActions();
@@ -925,17 +1075,23 @@
     view.notice.textContent = "";
     view.actions.textContent = "";
     var code = event.code || message.code;
+    var byHandoff = status === "interrupted" && event.by === "handoff";
+    view.notice.className = byHandoff ? "notice handoff-stop" : "notice";
+    if (byHandoff) view.node.setAttribute("data-stopped-by", "handoff");
     if (status === "interrupted" || status === "failed") {
-      view.notice.textContent = sentence(code || (status === "interrupted" ? "interrupted" : "llm_unavailable"), event);
-      if (event.retryable !== false) {
+      // Cut because a person took the conversation: what was written stays, nothing to try again.
+      view.notice.textContent = byHandoff
+        ? TEXT.handoff.stopped
+        : sentence(code || (status === "interrupted" ? "interrupted" : "llm_unavailable"), event);
+      if (event.retryable !== false && owner === "assistant") {
         view.actions.appendChild(actionButton("Try again", "retry", "Trying again…", function (id) {
           return { type: "retry", message_id: message.id, client_msg_id: id };
         }));
       }
     }
     var offer = event.offer_handoff === true || message.offer_handoff === true;
-    if (offer && !handoffRequested) {
-      view.actions.appendChild(actionButton("Talk to a person", "handoff", "Asking a person…", function (id) {
+    if (offer && owner === "assistant") {
+      view.actions.appendChild(actionButton(TEXT.handoff.offer, "handoff", TEXT.handoff.asking, function (id) {
         return { type: "handoff.request", client_msg_id: id };
       }));
     }
@@ -943,14 +1099,15 @@
     scrollToEnd(false);
   }
 
-  // A button that sends one frame; it stays disabled unless the desk refuses the frame.
+  // A button that sends one frame; it stays busy unless the desk refuses the frame (busy, not disabled, so
+  // the keyboard focus stays on it until what it asked for has happened).
   function actionButton(label, kind, busyLabel, frameFor) {
     var button = el("button", { type: "button", className: "secondary " + kind, text: label });
     button.addEventListener("click", function () {
+      if (button.getAttribute("aria-disabled") === "true") return;
       var id = uuid();
-      button.disabled = true;
-      button.textContent = busyLabel;
-      pendingActions[id] = { button: button, label: label };
+      setBusy(button, true, busyLabel);
+      pendingActions[id] = { button: button, label: label, kind: kind, socket: isOpen() ? socket : null };
       sendFrame(frameFor(id), true);
     });
     return button;
@@ -996,11 +1153,389 @@
     }
   }
 
-  function onHandoffRequested() {
-    handoffRequested = true;
-    ui.log.querySelectorAll("button.handoff").forEach(function (button) { button.remove(); });
-    var line = el("p", { className: "system handoff-note", text: "We've asked a person to join. They'll reply here as soon as they can." });
+  // ---------------------------------------------------------------- people (handoff, agents, ratings)
+
+  // Every ownership change is one stored event with `owner`; what the widget offers follows from it, so
+  // replaying the stored events (a reload, a reconnect) offers exactly the same things again.
+  function ownerChanged(event) {
+    owner = event.owner;
+    if (owner === "human" && typeof event.agent === "string" && event.agent) agentName = event.agent;
+    if (owner !== "human") agentName = "";
+    if (owner !== "assistant") {
+      // The assistant is silent now: asking it again, or asking again for a person, means nothing.
+      retireActions();
+      removeButtons("button.handoff");
+    }
+    if (owner !== "waiting") retireWaiting();
+    if (owner !== "resolved") retireRating();
+    updateHead();
+  }
+
+  function updateHead() {
+    if (!ui) return;
+    var text = SUB_DEFAULT;
+    if (owner === "waiting") text = TEXT.handoff.waitingHead;
+    else if (owner === "human") text = TEXT.handoff.humanHead(agentName || TEXT.handoff.someone);
+    if (ui.sub.textContent !== text) ui.sub.textContent = text;
+  }
+
+  function companyName() {
+    return (session && session.tenant && session.tenant.name) || "our team";
+  }
+
+  function systemLine(text, extra) {
+    var line = el("p", { className: "system handoff-line" + (extra ? " " + extra : ""), text: text });
     placeStored(line);
+    return line;
+  }
+
+  // A live (not replayed) event the customer should notice while the panel is closed.
+  function noticeLive(event) {
+    if (welcomed && event.seq > replayedUntil) markUnread();
+  }
+
+  function focusWithin(node) {
+    var active = ui && ui.root.activeElement;
+    return !!active && node.contains(active);
+  }
+
+  // Removes controls; focus that was on them goes to the message box rather than off the page.
+  function removeKeepingFocus(node) {
+    if (!node || !node.parentNode) return;
+    var hadFocus = focusWithin(node);
+    node.remove();
+    if (hadFocus && !ui.panel.hidden) ui.textarea.focus();
+  }
+
+  function removeButtons(selector) {
+    ui.log.querySelectorAll(selector).forEach(function (button) {
+      var actions = button.parentNode;
+      removeKeepingFocus(button);
+      if (actions && actions.classList.contains("actions") && !actions.children.length) actions.textContent = "";
+    });
+  }
+
+  function onHandoffRequested() {
+    placeStored(el("p", { className: "system handoff-note", text: TEXT.handoff.requested }));
+  }
+
+  // What happens next, as the desk honestly knows it: a place in line, or nobody live and an email.
+  function onHandoffStatus(event) {
+    retireWaiting();
+    var lines = [];
+    if (event.state === "queued") lines.push(TEXT.handoff.queued(event));
+    else if (event.state === "offline") {
+      lines.push(event.why === "closed" ? TEXT.handoff.closed(event) : TEXT.handoff.noAgents);
+      if (event.ticket) lines.push(TEXT.handoff.ticketOpened(event));
+    } else return;
+    var actions = el("div", { className: "actions" });
+    var node = el("div", { className: "handoff-status", "data-state": event.state }, lines.map(function (text) {
+      return el("p", { className: "handoff-text", text: text });
+    }));
+    var card = { node: node, actions: actions, form: null, input: null, send: null, error: null, sending: null };
+    if (owner === "waiting") {
+      if (event.state === "offline" && !event.ticket && event.ask_email) node.appendChild(emailForm(card));
+      actions.appendChild(actionButton(TEXT.handoff.keepWaiting, "keep-assistant", TEXT.handoff.leaving, function (id) {
+        return { type: "handoff.cancel", client_msg_id: id };
+      }));
+      node.appendChild(actions);
+      waiting = card;
+    }
+    placeStored(node);
+    noticeLive(event);
+  }
+
+  function retireWaiting() {
+    if (!waiting) return;
+    var card = waiting;
+    waiting = null;
+    removeKeepingFocus(card.form);
+    removeKeepingFocus(card.actions);
+  }
+
+  function emailForm(card) {
+    var inputId = nextId("hd-email");
+    var hintId = nextId("hd-email-hint");
+    var errorId = nextId("hd-email-error");
+    var input = el("input", {
+      id: inputId,
+      type: "email",
+      name: "email",
+      autocomplete: "email",
+      inputmode: "email",
+      spellcheck: "false",
+      maxlength: "254",
+      "aria-describedby": hintId + " " + errorId,
+    });
+    var send = el("button", {
+      type: "submit",
+      className: "email-send",
+      "aria-label": TEXT.handoff.emailSendName,
+      text: TEXT.handoff.emailSend,
+    });
+    var error = el("p", { id: errorId, className: "field-error", role: "alert" });
+    var form = el("form", { className: "email-form", novalidate: true }, [
+      el("p", { id: hintId, className: "email-hint", text: TEXT.handoff.emailAsk }),
+      el("label", { for: inputId, text: TEXT.handoff.emailLabel }),
+      el("div", { className: "row" }, [input, send]),
+      error,
+    ]);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      emailSubmit(card);
+    });
+    card.form = form;
+    card.input = input;
+    card.send = send;
+    card.error = error;
+    return form;
+  }
+
+  function fieldError(control, error, text) {
+    error.textContent = text || "";
+    if (text) control.setAttribute("aria-invalid", "true");
+    else control.removeAttribute("aria-invalid");
+  }
+
+  // Busy, not disabled: a disabled button would drop the keyboard focus on the floor.
+  function setBusy(button, busy, label) {
+    if (busy) button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
+    button.textContent = label;
+  }
+
+  function emailSubmit(card) {
+    if (card.sending || waiting !== card) return;
+    var address = card.input.value.trim();
+    if (!address) {
+      fieldError(card.input, card.error, TEXT.handoff.emailEmpty);
+      card.input.focus();
+      return;
+    }
+    fieldError(card.input, card.error, "");
+    var id = uuid();
+    card.sending = id;
+    card.input.readOnly = true;
+    setBusy(card.send, true, TEXT.handoff.sending);
+    var settle = function () {
+      if (card.sending !== id) return;
+      card.sending = null;
+      card.input.readOnly = false;
+      setBusy(card.send, false, TEXT.handoff.emailSend);
+    };
+    track(id, {
+      ack: function () {
+        // Saved: its `handoff.email_saved` event follows and removes the form. Should that push go
+        // missing, fetch it.
+        setTimeout(function () {
+          if (waiting === card && card.sending === id) catchUp();
+        }, DECIDE_CHECK_MS);
+      },
+      error: function (frame, text) {
+        settle();
+        // The desk's own sentence says what is wrong with the address; the field keeps what was typed.
+        var said = typeof frame.message === "string" && frame.message && !/^Invalid frame/.test(frame.message);
+        fieldError(card.input, card.error, frame.code === "bad_request" ? (said ? frame.message : TEXT.handoff.emailInvalid) : text);
+        if (waiting === card) card.input.focus();
+      },
+      lost: settle,
+    });
+    sendFrame({ type: "handoff.email", email: address, client_msg_id: id }, true);
+  }
+
+  function onEmailSaved() {
+    if (!waiting || !waiting.form) return;
+    removeKeepingFocus(waiting.form);
+    waiting.form = null;
+  }
+
+  function onTicket(event) {
+    systemLine(TEXT.handoff.ticket(event), "ticket-note");
+    noticeLive(event);
+  }
+
+  function onClaimed(event) {
+    systemLine(TEXT.handoff.claimed(event.agent || TEXT.handoff.someone, companyName()));
+    noticeLive(event);
+  }
+
+  function onTransferred(event) {
+    var text = event.to === "team"
+      ? TEXT.handoff.toTeam(event.team || "support")
+      : TEXT.handoff.toAgent(event.agent || TEXT.handoff.someone);
+    systemLine(text);
+    noticeLive(event);
+  }
+
+  // A person's message: their own bubble and name, never dressed as the assistant's answer.
+  function onAgentMessage(event) {
+    var message = event.message || {};
+    if (!message.id) return;
+    var who = (message.author || TEXT.handoff.someone) + " \u00b7 " + companyName();
+    placeStored(el("div", { className: "msg agent", "data-message-id": message.id }, [
+      el("span", { className: "who", text: who }),
+      el("p", { className: "text", text: message.text || "" }),
+    ]));
+    noticeLive(event);
+  }
+
+  function onResolved(event) {
+    systemLine(TEXT.resolved.line, "resolved-note");
+    if (event.csat === true) ratingPrompt();
+    noticeLive(event);
+  }
+
+  function onReopened() {
+    placeStored(el("p", { className: "divider", text: TEXT.resolved.reopened }));
+  }
+
+  function onRated(event) {
+    var hadFocus = !!rating && focusWithin(rating.node);
+    retireRating();
+    systemLine(TEXT.resolved.thanks, "rated-note");
+    if (hadFocus && !ui.panel.hidden) ui.textarea.focus();
+    noticeLive(event);
+  }
+
+  function retireRating() {
+    if (!rating) return;
+    var prompt = rating;
+    rating = null;
+    removeKeepingFocus(prompt.node);
+  }
+
+  // "How did we do?": five buttons (Tab or the arrow keys move between them), a comment, Send.
+  function ratingPrompt() {
+    retireRating();
+    var titleId = nextId("hd-rate-title");
+    var commentId = nextId("hd-rate-comment");
+    var errorId = nextId("hd-rate-error");
+    var stars = el("div", { className: "stars", role: "group", "aria-labelledby": titleId });
+    var comment = el("textarea", { id: commentId, rows: "2", maxlength: "2000", "aria-describedby": errorId });
+    var send = el("button", {
+      type: "submit",
+      className: "rate-send",
+      "aria-label": TEXT.resolved.sendName,
+      text: TEXT.resolved.send,
+    });
+    var error = el("p", { id: errorId, className: "field-error", role: "alert" });
+    var node = el("form", { className: "csat", novalidate: true, "aria-labelledby": titleId }, [
+      el("p", { id: titleId, className: "csat-title", text: TEXT.resolved.ask }),
+      stars,
+      el("label", { for: commentId, text: TEXT.resolved.comment }),
+      comment,
+      el("div", { className: "row" }, [send]),
+      error,
+    ]);
+    var prompt = { node: node, buttons: [], comment: comment, send: send, error: error, score: 0, sending: null, locked: false };
+    for (var n = 1; n <= 5; n++) {
+      var button = el("button", {
+        type: "button",
+        className: "star",
+        "aria-label": TEXT.resolved.rate(n),
+        "aria-pressed": "false",
+        "data-score": String(n),
+        text: "\u2605",
+      });
+      button.addEventListener("click", rateChoose.bind(null, prompt, n));
+      prompt.buttons.push(button);
+      stars.appendChild(button);
+    }
+    stars.addEventListener("keydown", function (event) {
+      var index = prompt.buttons.indexOf(ui.root.activeElement);
+      if (index < 0) return;
+      var moves = { ArrowRight: index + 1, ArrowUp: index + 1, ArrowLeft: index - 1, ArrowDown: index - 1, Home: 0, End: 4 };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      prompt.buttons[Math.max(0, Math.min(4, moves[event.key]))].focus();
+    });
+    node.addEventListener("submit", function (event) {
+      event.preventDefault();
+      rateSubmit(prompt);
+    });
+    rating = prompt;
+    placeStored(node);
+  }
+
+  function rateChoose(prompt, score) {
+    if (prompt.sending || prompt.locked) return;
+    prompt.score = score;
+    prompt.buttons.forEach(function (button, index) {
+      button.setAttribute("aria-pressed", index + 1 === score ? "true" : "false");
+      button.classList.toggle("lit", index < score);
+    });
+    prompt.error.textContent = "";
+  }
+
+  function rateSubmit(prompt) {
+    if (prompt.sending || prompt.locked || rating !== prompt) return;
+    if (!prompt.score) {
+      prompt.error.textContent = TEXT.resolved.choose;
+      prompt.buttons[0].focus();
+      return;
+    }
+    prompt.error.textContent = "";
+    var id = uuid();
+    prompt.sending = id;
+    prompt.comment.readOnly = true;
+    setBusy(prompt.send, true, TEXT.handoff.sending);
+    var settle = function (locked) {
+      if (prompt.sending !== id) return;
+      prompt.sending = null;
+      prompt.locked = locked;
+      prompt.comment.readOnly = locked;
+      setBusy(prompt.send, locked, TEXT.resolved.send);
+    };
+    track(id, {
+      ack: function () {
+        setTimeout(function () {
+          if (rating === prompt && prompt.sending === id) catchUp();
+        }, DECIDE_CHECK_MS);
+      },
+      error: function (frame, text) {
+        // Rated already (another tab), or no longer resolved: the desk's sentence says which.
+        var final = frame.code === "conflict";
+        settle(final);
+        prompt.error.textContent = final && typeof frame.message === "string" && frame.message ? frame.message : text;
+      },
+      lost: function () { settle(false); },
+    });
+    sendFrame({ type: "csat", score: prompt.score, comment: prompt.comment.value.trim(), client_msg_id: id }, true);
+  }
+
+  // ---------------------------------------------------------------- frames that wait for an answer
+
+  // Forms (an email, a rating) whose frame is on its way: the answer or the error goes back to them.
+  var requests = {}; // client_msg_id -> {socket, ack(frame), error(frame, text), lost()}
+
+  function track(id, handlers) {
+    handlers.socket = isOpen() ? socket : null;
+    requests[id] = handlers;
+  }
+
+  // A frame sent on a socket that closed before its answer: the replay after the welcome shows whether
+  // it counted; until then the controls work again (never a spinner for ever).
+  function requestsReconnected() {
+    Object.keys(requests).forEach(function (id) {
+      var pending = requests[id];
+      if (!pending.socket) {
+        pending.socket = socket;
+        return;
+      }
+      if (pending.socket === socket) return;
+      delete requests[id];
+      pending.lost();
+    });
+    Object.keys(pendingActions).forEach(function (id) {
+      var action = pendingActions[id];
+      if (!action.socket) {
+        action.socket = socket;
+        return;
+      }
+      if (action.socket === socket) return;
+      delete pendingActions[id];
+      setBusy(action.button, false, action.label);
+    });
   }
 
   // ---------------------------------------------------------------- proposed changes (tool runs)
@@ -1181,6 +1716,7 @@
       resetConversation();
     }
     decisionsReconnected();
+    requestsReconnected();
     flushOutbox();
   }
 
@@ -1193,7 +1729,15 @@
     }
     dropFromOutbox(frame.client_msg_id);
     inFlight[frame.client_msg_id] = false;
+    var action = pendingActions[frame.client_msg_id];
     delete pendingActions[frame.client_msg_id];
+    // Asked for a person (or back to the assistant) when that had happened already: nothing left to do.
+    if (action && SETTLES[action.kind] && typeof frame.seq !== "number") removeKeepingFocus(action.button);
+    var request = requests[frame.client_msg_id];
+    if (request) {
+      delete requests[frame.client_msg_id];
+      request.ack(frame);
+    }
     decisionAcked(frame.client_msg_id);
   }
 
@@ -1233,14 +1777,21 @@
     showText(view, frame.text);
   }
 
+  var SETTLES = { handoff: true, "keep-assistant": true }; // actions whose ack without a seq changed nothing
+
   function onError(frame) {
     var text = sentence(frame.code, frame);
     if (frame.client_msg_id && decisionRefused(frame.client_msg_id, frame.code, text)) return;
+    var request = frame.client_msg_id && requests[frame.client_msg_id];
+    if (request) {
+      delete requests[frame.client_msg_id];
+      request.error(frame, text);
+      return;
+    }
     var action = frame.client_msg_id && pendingActions[frame.client_msg_id];
     if (action) {
       delete pendingActions[frame.client_msg_id];
-      action.button.disabled = false;
-      action.button.textContent = action.label;
+      setBusy(action.button, false, action.label);
     }
     var view = frame.client_msg_id && customers[frame.client_msg_id];
     if (view) {

@@ -1,0 +1,200 @@
+"""The agent console's websocket (/ws/console/<slug>/; protocol in docs/architecture/handoff.md).
+
+A signed-in agent of the tenant joins the tenant's staff group (queue, presence, notes, case files) and,
+for the conversation open on screen, that conversation's group. Conversation events are re-read from the
+database and rendered for staff (customer words redacted unless the agent may see them) rather than
+relayed: the conversation group carries what the customer sees, original text included.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from channels.db import database_sync_to_async
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from apps.accounts.models import Role
+from apps.accounts.selectors import access_tenant
+from apps.conversations.selectors import conversation_group
+from apps.core.errors import HelpdeskError, WebsocketClose
+from apps.core.realtime import BaseConsumer, staff_group
+from apps.handoff import selectors, services
+from apps.handoff.models import Presence
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=56)] | None = None
+
+
+class PingFrame(_Frame):
+    type: Literal["ping"]
+
+
+class WatchFrame(_Frame):
+    type: Literal["watch"]
+    conversation_id: uuid.UUID
+
+
+class UnwatchFrame(_Frame):
+    type: Literal["unwatch"]
+
+
+class ReplyFrame(_Frame):
+    type: Literal["reply"]
+    conversation_id: uuid.UUID
+    text: Annotated[str, Field(min_length=1, max_length=6000)]
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=56)]
+
+
+class PresenceFrame(_Frame):
+    type: Literal["presence"]
+    status: Literal["online", "away", "offline"]
+
+
+Frame = Annotated[
+    PingFrame | WatchFrame | UnwatchFrame | ReplyFrame | PresenceFrame, Field(discriminator="type")
+]
+
+
+class ConsoleConsumer(BaseConsumer):
+    frame_adapter = TypeAdapter(Frame)
+
+    group = ""
+    watched: uuid.UUID | None = None
+    watched_group = ""
+    watched_seq = 0
+    connected = False
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.reject(WebsocketClose.UNAUTHENTICATED)
+            return
+        slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
+        try:
+            self.tenant, self.roles = await database_sync_to_async(access_tenant)(
+                actor=user, slug=slug, roles=[Role.AGENT]
+            )
+        except HelpdeskError:
+            await self.reject(WebsocketClose.FORBIDDEN)
+            return
+        self.user = user
+        self.group = staff_group(self.tenant.id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await database_sync_to_async(services.presence_connect)(tenant=self.tenant, user=user)
+        self.connected = True
+        await self.send_json(
+            {"type": "hello", "tenant": self.tenant.slug, "user_id": user.id, "roles": sorted(self.roles)}
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.watched_group:
+            await self.channel_layer.group_discard(self.watched_group, self.channel_name)
+        if self.connected:
+            self.connected = False
+            await database_sync_to_async(services.presence_disconnect)(tenant=self.tenant, user=self.user)
+
+    async def handle(self, frame: Any) -> None:
+        # Still an agent of this company? Checked on every frame that reads or writes (a ping comes every
+        # 20 s): someone removed, or no longer an agent, loses the queue and the conversations at once.
+        if not isinstance(frame, UnwatchFrame) and not await self._still_agent():
+            await self._revoke()
+            return
+        if isinstance(frame, PingFrame):
+            await self._ping(frame)
+        elif isinstance(frame, WatchFrame):
+            await self._watch(frame)
+        elif isinstance(frame, UnwatchFrame):
+            await self._unwatch()
+            await self._send({"type": "unwatched"}, frame)
+        elif isinstance(frame, ReplyFrame):
+            reply = await database_sync_to_async(services.agent_reply)(
+                tenant=self.tenant,
+                conversation_id=frame.conversation_id,
+                agent=self.user,
+                text=frame.text,
+                client_msg_id=frame.client_msg_id,
+            )
+            await self._send({"type": "ack", "seq": reply.seq, "message_id": str(reply.message.id)}, frame)
+        elif isinstance(frame, PresenceFrame):
+            presence = await database_sync_to_async(services.presence_set)(
+                tenant=self.tenant, user=self.user, status=Presence.Status(frame.status)
+            )
+            await self._send({"type": "presence.set", "status": presence.status}, frame)
+
+    async def _send(self, payload: dict[str, Any], frame: _Frame) -> None:
+        if frame.client_msg_id:
+            payload["client_msg_id"] = frame.client_msg_id
+        await self.send_json(payload)
+
+    async def _still_agent(self) -> bool:
+        try:
+            # Roles are read again too: losing pii_viewer shows redacted words from the next push on.
+            _, self.roles = await database_sync_to_async(access_tenant)(
+                actor=self.user, slug=self.tenant.slug, roles=[Role.AGENT]
+            )
+        except HelpdeskError:
+            return False
+        return True
+
+    async def _revoke(self) -> None:
+        """Leaves every group before closing, so nothing more is pushed while the close goes out."""
+        await self._unwatch()
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = ""
+        await self.close(code=WebsocketClose.FORBIDDEN)
+
+    async def _ping(self, frame: PingFrame) -> None:
+        await database_sync_to_async(services.presence_seen)(tenant=self.tenant, user=self.user)
+        await self._send({"type": "pong"}, frame)
+
+    async def _watch(self, frame: WatchFrame) -> None:
+        conversation = await database_sync_to_async(selectors.access_staff_conversation)(
+            tenant=self.tenant, conversation_id=frame.conversation_id
+        )
+        await self._unwatch()
+        self.watched = conversation.id
+        self.watched_group = conversation_group(self.tenant.id, conversation.id)
+        # Join, then read the position: anything committed later arrives as a push and is read by seq.
+        await self.channel_layer.group_add(self.watched_group, self.channel_name)
+        self.watched_seq = await database_sync_to_async(selectors.conversation_last_seq)(
+            conversation_id=conversation.id
+        )
+        await self._send(
+            {"type": "watching", "conversation_id": str(conversation.id), "last_seq": self.watched_seq}, frame
+        )
+
+    async def _unwatch(self) -> None:
+        if self.watched_group:
+            await self.channel_layer.group_discard(self.watched_group, self.channel_name)
+        self.watched, self.watched_group, self.watched_seq = None, "", 0
+
+    # ---- pushes ----
+
+    async def staff_event(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def conv_event(self, event: dict[str, Any]) -> None:
+        if self.watched is None or event["payload"].get("seq", 0) <= self.watched_seq:
+            return
+        conversation_id = self.watched
+        conversation = await database_sync_to_async(selectors.access_staff_conversation)(
+            tenant=self.tenant, conversation_id=conversation_id
+        )
+        items = await database_sync_to_async(selectors.staff_timeline)(
+            conversation=conversation, roles=self.roles, after=self.watched_seq
+        )
+        if self.watched != conversation_id or not items:
+            return
+        self.watched_seq = max(item.get("seq", 0) for item in items)
+        await self.send_json({"type": "timeline", "conversation_id": str(conversation_id), "items": items})
+
+    async def conv_delta(self, event: dict[str, Any]) -> None:
+        if self.watched is not None:
+            await self.send_json({**event["payload"], "conversation_id": str(self.watched)})
