@@ -292,3 +292,29 @@ def _root_log_level_restored() -> Iterator[None]:
     logging.getLogger().setLevel(_CONFIGURED_ROOT_LEVEL)
     yield
     logging.getLogger().setLevel(_CONFIGURED_ROOT_LEVEL)
+
+
+def channel_layer_forget_loops() -> None:
+    """Each socket test runs in its own event loop, but the channel layer is one object per process and
+    keeps receive locks across loops: a lock still held when a test's loop shut down (a cleanup callback
+    the closing loop never ran) would fail every later socket with "bound to a different event loop".
+    Call it once the test's loop is gone, when nothing can be receiving."""
+    from channels.layers import get_channel_layer
+    from channels_redis.core import ChannelLock, RedisChannelLayer
+
+    layer = get_channel_layer()
+    if isinstance(layer, RedisChannelLayer):
+        layer.receive_count = 0
+        layer.receive_lock = None
+        layer.receive_event_loop = None
+        layer.receive_buffer.clear()
+        layer.receive_cleaners = []
+        layer.receive_clean_locks = ChannelLock()
+
+
+@pytest.fixture(autouse=True)
+def _channel_layer_forgets_finished_loops() -> Iterator[None]:
+    """After every test: the process-wide channel layer must not keep locks of the test's finished event
+    loop (a later socket test would fail with "bound to a different event loop")."""
+    yield
+    channel_layer_forget_loops()

@@ -53,6 +53,10 @@ def test_empty_render_declares_every_family_and_nothing_else():
         ABSTENTIONS: "counter",
         "helpdesk_tool_runs_total": "counter",
         "helpdesk_tool_run_seconds": "histogram",
+        "helpdesk_handoffs_total": "counter",
+        "helpdesk_handoff_claim_seconds": "histogram",
+        "helpdesk_case_file_seconds": "histogram",
+        "helpdesk_csat_ratings_total": "counter",
     }
     assert exposition.samples == []
 

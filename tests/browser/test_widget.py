@@ -363,7 +363,7 @@ def test_failures_the_desk_really_produces_are_explained(page, asgi_server, host
         "We've asked a person to join. They'll reply here as soon as they can."
     )
     conversation = Conversation.objects.get(tenant=company)
-    assert conversation.status == Conversation.Status.HANDOFF_REQUESTED
+    assert conversation.status == Conversation.Status.WAITING
     assert page.evaluate(TRANSCRIPT) == stored_transcript(company)
 
 

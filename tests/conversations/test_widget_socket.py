@@ -216,12 +216,20 @@ async def test_events_are_numbered_without_gaps_in_the_database(kb_tenant, fake_
     widget, _ = await widget_connect(kb_tenant, token=session.token)
     await widget.send({"type": "message", "text": "Is EU roaming free?"})
     await widget.until(lambda f: f["type"] == "assistant.completed")
-    await widget.send({"type": "handoff.request", "reason": "I want a person"})
-    await widget.until(lambda f: f["type"] == "handoff.requested")
-    seqs = [e.seq async for e in ConversationEvent.objects.order_by("seq")]
-    assert seqs == [1, 2, 3, 4]
+    await widget.send({"type": "handoff.request", "reason": "I want a person", "client_msg_id": "h1"})
+    ack = await widget.until(lambda f: f["type"] == "ack" and f["client_msg_id"] == "h1")
+    await widget.until(lambda f: f["type"] == "handoff.status")
+    events = [(e.seq, e.type) async for e in ConversationEvent.objects.order_by("seq")]
+    assert events == [
+        (1, "message.created"),
+        (2, "assistant.started"),
+        (3, "assistant.completed"),
+        (4, "handoff.requested"),
+        (5, "handoff.status"),  # queued, or offline with the company's hours: the customer is told which
+    ]
+    assert ack["seq"] == 4
     conversation = await Conversation.objects.aget(id=session.claims.conversation_id)
-    assert (conversation.last_seq, conversation.status) == (4, "handoff_requested")
+    assert (conversation.last_seq, conversation.status) == (5, "waiting")
     await widget.close()
 
 
