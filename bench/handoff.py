@@ -62,11 +62,9 @@ import asyncio
 import json
 import os
 import platform
-import random
 import secrets
 import signal
 import socket
-import statistics
 import sys
 import time
 import urllib.error
@@ -82,7 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.answer_quality import POLICIES, QUESTIONS, embedded_django, policy_title  # noqa: E402
-from bench.stats import p50_p95, pct, ratio  # noqa: E402
+from bench.stats import argv_value, bootstrap_ci, p50_p95, package_version, ratio  # noqa: E402
 from helpdesk.stack import embedded  # noqa: E402
 from helpdesk.stack.procs import Child  # noqa: E402
 
@@ -97,7 +95,6 @@ STEP_TIMEOUT_SECONDS = 300.0  # one step longer than this fails the benchmark (a
 ANSWER_MAX_TOKENS = 64
 RAW_TIMEOUT_SECONDS = 120.0
 FAKE_TOKEN_DELAY = 0.02
-BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 20261124
 ECHO_SERVER = """
 import asyncio, sys
 from websockets.asyncio.server import serve
@@ -116,19 +113,6 @@ asyncio.run(main())
 
 
 # ---- statistics --------------------------------------------------------------------------------------
-
-
-def bootstrap_ci(ours: list[float], floor: list[float]) -> list[float | None]:
-    """90% interval of the ratio of medians, over rounds (pairs) resampled with replacement."""
-    if not ours or len(ours) != len(floor):
-        return [None, None]
-    rng = random.Random(BOOTSTRAP_SEED)
-    n = len(ours)
-    values = []
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        picks = [rng.randrange(n) for _ in range(n)]
-        values.append(statistics.median(ours[i] for i in picks) / statistics.median(floor[i] for i in picks))
-    return [round(pct(values, 0.05), 2), round(pct(values, 0.95), 2)]
 
 
 # ---- the stack ---------------------------------------------------------------------------------------
@@ -688,19 +672,6 @@ async def measure(stack: Stack, warmup: int, rounds: int) -> list[Round]:
 # ---- configuration and report ------------------------------------------------------------------------
 
 
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
-
-
-def _argv_value(argv: list[str], flag: str) -> str | None:
-    return argv[argv.index(flag) + 1] if flag in argv else None
-
-
 def configuration(
     stack: Stack, args: argparse.Namespace, ready_s: float, load_before: float
 ) -> dict[str, Any]:
@@ -708,30 +679,30 @@ def configuration(
 
     from apps.handoff import casefile
 
-    model_file = _argv_value(stack.llm_argv, "--model")
+    model_file = argv_value(stack.llm_argv, "--model")
     return {
         "llm": stack.llm_kind,
         "model": settings.LLM_MODEL,
         "model_file": Path(model_file).name if model_file else None,
-        "n_ctx": _argv_value(stack.llm_argv, "--n_ctx"),
-        "llm_threads": _argv_value(stack.llm_argv, "--n_threads"),
+        "n_ctx": argv_value(stack.llm_argv, "--n_ctx"),
+        "llm_threads": argv_value(stack.llm_argv, "--n_threads"),
         "fake_delay_s": args.fake_delay if stack.llm_kind == "fake" else None,
         "case_file_max_tokens": casefile.LLM_MAX_TOKENS,
         "case_file_llm_deadline_s": casefile.LLM_SECONDS,
         "answer_max_tokens": ANSWER_MAX_TOKENS,
         "worker_argv": stack.worker_argv[1:],
-        "worker_queues": _argv_value(stack.worker_argv, "--queues"),
-        "worker_concurrency": int(_argv_value(stack.worker_argv, "--concurrency") or 0),
+        "worker_queues": argv_value(stack.worker_argv, "--queues"),
+        "worker_concurrency": int(argv_value(stack.worker_argv, "--concurrency") or 0),
         "daphne_argv": stack.daphne_argv[1:],
         "server_settings": SERVER_SETTINGS,
         "documents": list(DOCUMENTS),
         "chunks": stack.chunks,
         "questions": len(stack.questions),
-        "echo_server": f"websockets {_package_version('websockets')} (asyncio, no compression)",
-        "websocket_client": f"websockets {_package_version('websockets')}",
-        "daphne": _package_version("daphne"),
-        "channels_redis": _package_version("channels-redis"),
-        "celery": _package_version("celery"),
+        "echo_server": f"websockets {package_version('websockets')} (asyncio, no compression)",
+        "websocket_client": f"websockets {package_version('websockets')}",
+        "daphne": package_version("daphne"),
+        "channels_redis": package_version("channels-redis"),
+        "celery": package_version("celery"),
         "python": platform.python_version(),
         "rounds": args.rounds,
         "warmup": args.warmup,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import statistics
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 20261124
 
 
 def pct(values: list[float], q: float) -> float:
@@ -24,3 +29,29 @@ def p50_p95(values: list[float], *, digits: int = 3) -> dict[str, Any]:
 
 def ratio(ours: float | None, floor: float | None) -> float | None:
     return round(ours / floor, 2) if ours is not None and floor else None
+
+
+def bootstrap_ci(ours: list[float], floor: list[float]) -> list[float | None]:
+    """90% interval of the ratio of medians, over rounds (pairs) resampled with replacement."""
+    if not ours or len(ours) != len(floor):
+        return [None, None]
+    rng = random.Random(BOOTSTRAP_SEED)
+    n = len(ours)
+    values = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        picks = [rng.randrange(n) for _ in range(n)]
+        values.append(statistics.median(ours[i] for i in picks) / statistics.median(floor[i] for i in picks))
+    return [round(pct(values, 0.05), 2), round(pct(values, 0.95), 2)]
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version, for a benchmark's recorded configuration."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def argv_value(argv: list[str], flag: str) -> str | None:
+    """The value after `flag` in a command line (a server's --port, --model...)."""
+    return argv[argv.index(flag) + 1] if flag in argv else None

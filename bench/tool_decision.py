@@ -81,7 +81,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stats import p50_p95, ratio  # noqa: E402
+from bench.stats import argv_value, p50_p95, package_version, ratio  # noqa: E402
 from helpdesk.stack import embedded  # noqa: E402
 from helpdesk.stack.procs import Child  # noqa: E402
 
@@ -354,19 +354,6 @@ async def run_rounds(servers: Servers, warmup: int, rounds: int, request: dict[s
 # ---- configuration and report ------------------------------------------------------------------------
 
 
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
-
-
-def _argv_value(argv: list[str], flag: str) -> str | None:
-    return argv[argv.index(flag) + 1] if flag in argv else None
-
-
 def configuration(
     servers: Servers, args: argparse.Namespace, request: dict[str, Any], load_before: float
 ) -> dict[str, Any]:
@@ -376,7 +363,7 @@ def configuration(
     from apps.tools.registry import tool_specs
 
     decisions = servers.decisions.argv
-    model_file = _argv_value(decisions, "--model") or "?"
+    model_file = argv_value(decisions, "--model") or "?"
     quant = QUANT.search(model_file)
     decide_defaults = {
         name: p.default
@@ -387,14 +374,14 @@ def configuration(
         "model_file": Path(model_file).name,
         "quantisation": quant.group(1) if quant else "?",
         "model_alias": MODEL_ALIAS,
-        "n_ctx": int(_argv_value(decisions, "--n_ctx") or 0),
-        "chat_format": _argv_value(decisions, "--chat_format"),  # the decisions server's
-        "answers_chat_format": _argv_value(servers.answers.argv, "--chat_format"),  # None: model's own
-        "n_threads": int(_argv_value(decisions, "--n_threads") or 0),
+        "n_ctx": int(argv_value(decisions, "--n_ctx") or 0),
+        "chat_format": argv_value(decisions, "--chat_format"),  # the decisions server's
+        "answers_chat_format": argv_value(servers.answers.argv, "--chat_format"),  # None: model's own
+        "n_threads": int(argv_value(decisions, "--n_threads") or 0),
         "servers": {
             server.name: {
                 "serves": serves,
-                "chat_format": _argv_value(server.argv, "--chat_format"),
+                "chat_format": argv_value(server.argv, "--chat_format"),
                 "argv": server.argv[1:],
             }
             for server, serves in (
@@ -402,8 +389,8 @@ def configuration(
                 (servers.decisions, "A: tool decisions (LLM_TOOLS_BASE_URL)"),
             )
         },
-        "llama_cpp_python": _package_version("llama_cpp_python"),
-        "openai": _package_version("openai"),
+        "llama_cpp_python": package_version("llama_cpp_python"),
+        "openai": package_version("openai"),
         "python": platform.python_version(),
         "settings": os.environ["DJANGO_SETTINGS_MODULE"],
         "company": COMPANY,

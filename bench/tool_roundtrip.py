@@ -50,11 +50,9 @@ import asyncio
 import json
 import os
 import platform
-import random
 import secrets
 import signal
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -69,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.answer_quality import embedded_django  # noqa: E402
-from bench.stats import p50_p95, pct, ratio  # noqa: E402
+from bench.stats import bootstrap_ci, p50_p95, package_version, ratio  # noqa: E402
 from helpdesk.stack import embedded  # noqa: E402
 from helpdesk.stack.procs import Child  # noqa: E402
 
@@ -78,24 +76,10 @@ TOOL = "order_lookup"
 CUSTOMER, ORDER = "cust-1001", "NM-100234"
 SETTLE_SECONDS = 0.1  # idle before every measurement, all sides
 RUN_TIMEOUT_SECONDS = 30.0  # one round trip longer than this fails the benchmark (a stuck worker)
-BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 20261124
 FLOOR_KEY = "hd:bench:toolroundtrip:floor"
 
 
 # ---- statistics --------------------------------------------------------------------------------------
-
-
-def bootstrap_ci(ours: list[float], floor: list[float]) -> list[float | None]:
-    """90% interval of the ratio of medians, over rounds (pairs) resampled with replacement."""
-    if not ours or len(ours) != len(floor):
-        return [None, None]
-    rng = random.Random(BOOTSTRAP_SEED)
-    n = len(ours)
-    values = []
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        picks = [rng.randrange(n) for _ in range(n)]
-        values.append(statistics.median(ours[i] for i in picks) / statistics.median(floor[i] for i in picks))
-    return [round(pct(values, 0.05), 2), round(pct(values, 0.95), 2)]
 
 
 # ---- the stack ---------------------------------------------------------------------------------------
@@ -325,15 +309,6 @@ async def measure(setup: Setup, warmup: int, rounds: int) -> list[Round]:
 # ---- configuration and report ------------------------------------------------------------------------
 
 
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
-
-
 def _redis_server() -> str:
     from apps.core.redis import state_redis
 
@@ -382,9 +357,9 @@ def configuration(
         "tools_wait_seconds": float(settings.TOOLS_WAIT_SECONDS),
         "redis_server": _redis_server(),
         "postgres_server": _postgres_server(),
-        "celery": _package_version("celery"),
-        "kombu": _package_version("kombu"),
-        "redis_py": _package_version("redis"),
+        "celery": package_version("celery"),
+        "kombu": package_version("kombu"),
+        "redis_py": package_version("redis"),
         "python": platform.python_version(),
         "rounds": args.rounds,
         "warmup": args.warmup,

@@ -99,6 +99,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.answer_quality import QUESTIONS, embedded_django  # noqa: E402
+from bench.stats import argv_value, package_version  # noqa: E402
 from helpdesk.stack import embedded  # noqa: E402
 from helpdesk.stack.procs import Child  # noqa: E402
 
@@ -195,10 +196,6 @@ class Stack:
 
 def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the children
-
-
-def _argv_value(argv: list[str], flag: str) -> str | None:
-    return argv[argv.index(flag) + 1] if flag in argv else None
 
 
 def _wait_healthy(web_url: str, daphne: Child, timeout: float) -> None:
@@ -754,14 +751,14 @@ def main() -> None:
         presidio = presidio_cost([r.question for r in rounds])
         database = db_connect_cost()
         config = {
-            "model_file": Path(_argv_value(stack.llm_argv, "--model") or "").name,
+            "model_file": Path(argv_value(stack.llm_argv, "--model") or "").name,
             "quantisation": (
-                m.group(1) if (m := QUANT.search(_argv_value(stack.llm_argv, "--model") or "")) else "?"
+                m.group(1) if (m := QUANT.search(argv_value(stack.llm_argv, "--model") or "")) else "?"
             ),
             "model_alias": stack.model_alias,
-            "llm_server": "llama_cpp.server " + _package_version("llama_cpp_python"),
-            "n_ctx": int(_argv_value(stack.llm_argv, "--n_ctx") or 0),
-            "n_threads": int(_argv_value(stack.llm_argv, "--n_threads") or 0),
+            "llm_server": "llama_cpp.server " + package_version("llama_cpp_python"),
+            "n_ctx": int(argv_value(stack.llm_argv, "--n_ctx") or 0),
+            "n_threads": int(argv_value(stack.llm_argv, "--n_threads") or 0),
             "chat_stream_arguments": {k: _plain(v) for k, v in stream_kwargs.items()},
             "floor_request": {k: _plain(v) for k, v in request.items()},
             "assistant_passages": settings.ASSISTANT_PASSAGES,
@@ -790,15 +787,6 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return None if type(value).__name__ in ("Omit", "NotGiven") else repr(value)
-
-
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
 
 
 def report(
