@@ -23,7 +23,7 @@ from apps.accounts.models import Role, Tenant, User
 from apps.accounts.selectors import access_tenant
 from apps.conversations.tool_selectors import conversation_tool_runs
 from apps.core.errors import BadRequest, Forbidden, Unauthorized
-from apps.handoff import selectors, services
+from apps.handoff import email_path, selectors, services
 from apps.handoff.availability import agent_loads, settings_for
 from apps.handoff.models import HandoffRule, Presence, Team, Ticket
 
@@ -562,7 +562,7 @@ class InboundEmailApi(APIView):
         if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
             raise Unauthorized("A valid inbound email secret is required.")
         data = _input(InboundEmailInput, request)
-        message = services.inbound_email_receive(
+        message = email_path.inbound_email_receive(
             recipient=data["recipient"], sender=data["sender"], text=data["text"], email_id=data["message_id"]
         )
         return Response({"message_id": str(message.id)}, status=202)

@@ -20,9 +20,9 @@ from apps.conversations.ownership import HandoffTrigger, Transition
 from apps.conversations.services import email_masked
 from apps.core.realtime import staff_publish
 from apps.handoff.availability import availability_now
+from apps.handoff.escalation import escalation_delay
 from apps.handoff.models import Handoff, HandoffRule, Ticket
 from apps.handoff.selectors import handoff_summary, queue_position
-from apps.handoff.services import escalation_delay
 
 logger = logging.getLogger(__name__)
 

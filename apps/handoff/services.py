@@ -8,7 +8,6 @@ the same transaction (listeners.on_transition).
 
 from __future__ import annotations
 
-import datetime
 import logging
 import re
 import uuid
@@ -17,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import current_app
-from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
@@ -28,12 +25,10 @@ from apps.accounts.models import Membership, Role, Tenant, User
 from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger, conversation_lock, transition_locked
-from apps.conversations.selectors import agent_display_name
-from apps.conversations.services import email_receive
 from apps.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps.core.realtime import staff_publish
 from apps.guardrails.pii import pii_redact
-from apps.handoff.availability import DAYS, agent_loads, next_opening, open_at, settings_for
+from apps.handoff.availability import DAYS, agent_loads, settings_for
 from apps.handoff.models import (
     CannedResponse,
     Handoff,
@@ -41,11 +36,10 @@ from apps.handoff.models import (
     HandoffSettings,
     Note,
     Presence,
-    SentEmail,
     Team,
     Ticket,
 )
-from apps.handoff.selectors import handoff_summary, staff_name
+from apps.handoff.selectors import staff_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +48,6 @@ TASKS = "apps.handoff.tasks."
 
 Status = Conversation.Status
 MAX_REPLY_CHARS = 4000
-# Escalations of one unclaimed handoff (each raises its priority and emails the admins) before it stops.
-MAX_ESCALATIONS = 3
 MAX_NOTE_CHARS = 4000
 
 
@@ -317,204 +309,6 @@ def note_add(*, tenant: Tenant, conversation_id: uuid.UUID | str, author: User, 
         payload = {"type": "note.added", "conversation_id": str(conversation.id), "note": note_render(note)}
         transaction.on_commit(lambda: staff_publish(tenant.id, payload))
     return note
-
-
-# ---- the email path ----------------------------------------------------------------------------------------
-
-
-def ticket_reply_email(*, message_id: uuid.UUID | str) -> bool:
-    """Emails an agent's reply to the customer of the conversation's ticket, at most once."""
-    message = (
-        Message.objects.filter(id=_uuid(message_id), role=Message.Role.AGENT)
-        .select_related("conversation", "author", "tenant")
-        .first()
-    )
-    if message is None:
-        return False
-    ticket = Ticket.objects.filter(conversation_id=message.conversation_id).first()
-    if ticket is None:
-        return False
-    try:
-        with transaction.atomic():
-            record = SentEmail.objects.create(
-                tenant_id=message.tenant_id, message_id=message.id, ticket=ticket
-            )
-    except IntegrityError:
-        record = SentEmail.objects.get(message_id=message.id)
-        if record.sent_at is not None:
-            return False  # sent already: a redelivered task sends nothing twice
-    tenant = message.tenant
-    reply_to = f"reply+{ticket.reply_token}@{settings.HANDOFF_REPLY_DOMAIN}"
-    email = EmailMessage(
-        subject=f"[{tenant.name} #{ticket.number}] A reply to your question",
-        body=(
-            f"{message.text}\n\n— {agent_display_name(message.author)}, {tenant.name}\n\n"
-            "Reply to this email to answer; your reply goes straight to the conversation."
-        ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[ticket.email],
-        reply_to=[reply_to],
-        headers={"X-Helpdesk-Ticket": str(ticket.number)},
-    )
-    email.send(fail_silently=False)
-    SentEmail.objects.filter(id=record.id).update(sent_at=timezone.now())
-    Ticket.objects.filter(id=ticket.id, status=Ticket.Status.OPEN).update(
-        status=Ticket.Status.ANSWERED, answered_at=timezone.now()
-    )
-    logger.info("reply %s emailed for ticket #%s", message.id, ticket.number)
-    return True
-
-
-_REPLY_TO = re.compile(r"reply\+([A-Za-z0-9_\-]{10,40})@", re.IGNORECASE)
-_QUOTE_START = re.compile(r"^(?:>|On .{0,200}wrote:\s*$|-{2,}\s*Original Message)", re.IGNORECASE)
-
-
-def email_reply_text(text: str) -> str:
-    """The customer's new words in an email reply: quoted history and signature separators cut off."""
-    kept: list[str] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if _QUOTE_START.match(line.strip()):
-            _attribution_drop(kept)
-            break
-        if line.strip() == "--":
-            break
-        kept.append(line)
-    return "\n".join(kept).strip()
-
-
-def _attribution_drop(kept: list[str]) -> None:
-    """Mail programs wrap a long "On <date>, <name> <address> wrote:" over two lines, which the line
-    check above does not see as one: drop it from the end of what was kept."""
-    while kept and not kept[-1].strip():
-        kept.pop()
-    if kept and kept[-1].strip().lower().endswith("wrote:"):
-        last = kept.pop()
-        if not last.strip().lower().startswith("on ") and kept and kept[-1].strip().lower().startswith("on "):
-            kept.pop()
-
-
-def inbound_email_receive(*, recipient: str, sender: str, text: str, email_id: str) -> Message:
-    """A customer's email reply joins their conversation (once per email id) and goes to a person."""
-    match = _REPLY_TO.search(recipient or "")
-    ticket = (
-        Ticket.objects.filter(reply_token=match.group(1)).select_related("conversation").first()
-        if match
-        else None
-    )
-    if ticket is None:
-        raise NotFound("No conversation has that reply address.")
-    address = (sender or "").strip().lower()
-    if "<" in address:
-        address = address.split("<", 1)[1].split(">", 1)[0].strip()
-    if address != ticket.email.lower():
-        logger.warning("email reply for ticket #%s from another address was refused", ticket.number)
-        raise Forbidden("Replies are accepted only from the address the customer left.")
-    body = email_reply_text(text)
-    if not body:
-        raise BadRequest("The email holds no new text.")
-    receipt = email_receive(conversation_id=ticket.conversation_id, text=body, email_id=email_id)
-    if receipt.created:
-        with transaction.atomic():
-            conversation = conversation_lock(conversation_id=ticket.conversation_id)
-            if conversation.status in (Status.ASSISTANT, Status.RESOLVED):
-                # The assistant does not answer email: a person does.
-                transition_locked(
-                    conversation,
-                    to=Status.WAITING,
-                    event="handoff.requested",
-                    trigger=HandoffTrigger(reason=HandoffReason.EMAIL_REPLY),
-                )
-            Ticket.objects.filter(id=ticket.id).update(status=Ticket.Status.OPEN)
-    return receipt.message
-
-
-# ---- escalation --------------------------------------------------------------------------------------------
-
-
-def escalation_delay(handoff_id: uuid.UUID | str) -> int:
-    """Seconds until the handoff is due for its next escalation (0: due now): the company's period after
-    it was queued, or after its last escalation. Outside the company's hours nobody is expected to claim
-    (the customer was offered email), so the period starts again when it opens: admins are not emailed
-    all night, nor all at once in the morning."""
-    handoff = Handoff.objects.filter(id=_uuid(handoff_id)).select_related("tenant").first()
-    if handoff is None:
-        return 0
-    row = settings_for(handoff.tenant)
-    period = datetime.timedelta(seconds=row.escalate_after_seconds)
-    now = timezone.now()
-    since = max(t for t in (handoff.created_at, handoff.queued_at, handoff.escalated_at) if t is not None)
-    due = since + period
-    if not open_at(row, now):
-        opens = next_opening(row, now)
-        if opens is None:
-            return 86400  # no live hours at all: look again tomorrow (the settings may change)
-        due = max(due, opens + period)
-    return max(0, int((due - now).total_seconds()) + 1)
-
-
-def handoff_escalate(*, handoff_id: uuid.UUID | str) -> Handoff | None:
-    """Escalates a handoff nobody has claimed in the company's time: priority up, agents and admins told.
-    Returns the handoff if it is still waiting (for the next check), else None."""
-    with transaction.atomic():
-        handoff = (
-            Handoff.objects.select_for_update().filter(id=_uuid(handoff_id)).select_related("tenant").first()
-        )
-        if handoff is None or handoff.status != Handoff.Status.WAITING:
-            return None
-        if handoff.escalation_level >= MAX_ESCALATIONS:
-            return None  # escalated as far as it goes: agents see it on top, admins have been told
-        if escalation_delay(handoff.id) > 1:
-            return handoff  # not due yet (a redelivered or early task)
-        handoff.escalation_level += 1
-        handoff.priority = min(3, handoff.priority + 1)
-        handoff.escalated_at = timezone.now()
-        handoff.save(update_fields=["escalation_level", "priority", "escalated_at", "updated_at"])
-        summary = handoff_summary(handoff)
-        tenant = handoff.tenant
-        transaction.on_commit(
-            lambda: staff_publish(tenant.id, {"type": "handoff.escalated", "handoff": summary})
-        )
-        transaction.on_commit(lambda: _admins_tell(tenant, summary))
-    logger.warning(
-        "handoff %s unclaimed for %ss: escalated to level %s",
-        handoff.id,
-        summary["waiting_seconds"],
-        handoff.escalation_level,
-    )
-    return handoff
-
-
-def _admins_tell(tenant: Tenant, summary: dict[str, Any]) -> None:
-    admins = list(
-        Membership.objects.for_tenant(tenant)
-        .filter(role=Role.ADMIN, user__is_active=True)
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
-    if not admins:
-        return
-    minutes = max(1, summary["waiting_seconds"] // 60)
-    try:
-        EmailMessage(
-            subject=f"[{tenant.name}] A customer has waited {minutes} min for a person",
-            body=(
-                f"A handoff ({summary['reason_label']}) has waited {minutes} minutes without an agent.\n"
-                f"Open the console: /staff/{tenant.slug}/console/?handoff={summary['id']}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=sorted(set(admins)),
-        ).send(fail_silently=False)
-    except Exception as exc:
-        logger.warning("escalation email for %s not sent: %s", tenant.slug, exc.__class__.__name__)
-
-
-def handoffs_escalate_due() -> int:
-    """Escalates every handoff that is due (after a worker restart lost its scheduled checks)."""
-    escalated = 0
-    for handoff_id in Handoff.objects.filter(status=Handoff.Status.WAITING).values_list("id", flat=True):
-        if escalation_delay(handoff_id) <= 1 and handoff_escalate(handoff_id=handoff_id) is not None:
-            escalated += 1
-    return escalated
 
 
 # ---- presence ----------------------------------------------------------------------------------------------

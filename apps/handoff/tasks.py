@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.handoff import casefile, services
+from apps.handoff import casefile, email_path, escalation
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
@@ -15,16 +15,16 @@ def case_file_build(handoff_id: str) -> str:
 
 @shared_task(acks_late=True, soft_time_limit=30, time_limit=60)
 def handoff_escalate(handoff_id: str) -> bool:
-    handoff = services.handoff_escalate(handoff_id=handoff_id)
+    handoff = escalation.handoff_escalate(handoff_id=handoff_id)
     if handoff is not None:
         # Still waiting: check again when the next level is due.
-        handoff_escalate.apply_async((handoff_id,), countdown=services.escalation_delay(handoff_id))
+        handoff_escalate.apply_async((handoff_id,), countdown=escalation.escalation_delay(handoff_id))
     return handoff is not None
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def handoffs_escalate_due() -> int:
-    return services.handoffs_escalate_due()
+    return escalation.handoffs_escalate_due()
 
 
 @shared_task(
@@ -36,4 +36,4 @@ def handoffs_escalate_due() -> int:
     retry_backoff=True,
 )
 def ticket_reply_send(message_id: str) -> bool:
-    return services.ticket_reply_email(message_id=message_id)
+    return email_path.ticket_reply_email(message_id=message_id)

@@ -25,6 +25,7 @@ from apps.accounts.models import Role, Tenant, User
 from apps.conversations import services as conversation_services
 from apps.conversations.models import Conversation, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger, conversation_handoff
+from apps.handoff import escalation as handoff_escalation
 from apps.handoff import services as handoff_services
 from apps.handoff.models import Handoff, Note, Presence, Ticket
 from apps.knowledge import ingestion
@@ -585,7 +586,7 @@ def test_canned_responses_keyboard_and_a_conversation_opened_from_its_url(asgi_s
     # Nobody claimed the other one in time: it is escalated, live, and the console says so.
     late = Handoff.objects.get(conversation=second, status=Handoff.Status.WAITING)
     Handoff.objects.filter(id=late.id).update(created_at=late.created_at - datetime.timedelta(minutes=6))
-    in_another_thread(lambda: handoff_services.handoff_escalate(handoff_id=late.id))
+    in_another_thread(lambda: handoff_escalation.handoff_escalate(handoff_id=late.id))
     expect(waiting.nth(0)).to_contain_text("Escalated", timeout=30_000)
     expect(waiting.nth(0)).to_contain_text("High priority")
     expect(waiting.nth(0)).to_contain_text(re.compile(r"waiting 6:\d\d"))

@@ -175,6 +175,11 @@ def staff_pushes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def capture(tenant_id: object, payload: dict[str, Any]) -> None:
         pushed.append(payload)
 
-    for module in ("apps.handoff.services", "apps.handoff.listeners", "apps.conversations.services"):
+    for module in (
+        "apps.handoff.services",
+        "apps.handoff.escalation",
+        "apps.handoff.listeners",
+        "apps.conversations.services",
+    ):
         monkeypatch.setattr(f"{module}.staff_publish", capture)
     return pushed

@@ -12,9 +12,9 @@ from channels.db import database_sync_to_async
 from apps.conversations import services as conv
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.errors import BadRequest, Forbidden, NotFound
-from apps.handoff import services, tasks
+from apps.handoff import email_path, services, tasks
+from apps.handoff.email_path import email_reply_text, inbound_email_receive
 from apps.handoff.models import SentEmail, Ticket
-from apps.handoff.services import email_reply_text, inbound_email_receive
 from tests.conversations.conftest import widget_connect
 from tests.handoff.conftest import Chat, Desk, chat_start, closed_all_week, to_human, to_waiting
 
@@ -168,10 +168,10 @@ def test_replies_without_a_ticket_are_not_emailed(
             tenant=desk.tenant, conversation_id=chat.id, agent=desk.alice, text="Hi!", client_msg_id="r1"
         )
     assert queued == []
-    assert services.ticket_reply_email(message_id=reply.message.id) is False
+    assert email_path.ticket_reply_email(message_id=reply.message.id) is False
     customer = Message.objects.filter(conversation_id=chat.id, role="customer").first()
     assert customer is not None
-    assert services.ticket_reply_email(message_id=customer.id) is False  # only agents' replies go out
+    assert email_path.ticket_reply_email(message_id=customer.id) is False  # only agents' replies go out
     assert (mailoutbox, SentEmail.objects.count()) == ([], 0)
 
 

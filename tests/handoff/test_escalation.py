@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from apps.handoff import services, tasks
+from apps.handoff import escalation, services, tasks
 from apps.handoff.models import Handoff
 from tests.handoff.conftest import ALL_WEEK, Desk, chat_start, closed_all_week, open_all_day, to_waiting
 
@@ -55,11 +55,11 @@ def test_a_handoff_is_not_escalated_before_it_is_due(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     handoff = _waiting(desk)
-    assert 59 <= services.escalation_delay(handoff.id) <= 61
+    assert 59 <= escalation.escalation_delay(handoff.id) <= 61
     staff_pushes.clear()
     before = _row(handoff)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.handoff_escalate(handoff_id=handoff.id) is not None  # still waiting: check again
+        assert escalation.handoff_escalate(handoff_id=handoff.id) is not None  # still waiting: check again
     assert _row(handoff) == before
     assert (staff_pushes, mailoutbox) == ([], [])
 
@@ -73,10 +73,10 @@ def test_a_due_handoff_goes_up_a_level_and_people_are_told(
 ) -> None:
     handoff = _waiting(desk, priority=1)
     _age(handoff, 61)
-    assert services.escalation_delay(handoff.id) == 0
+    assert escalation.escalation_delay(handoff.id) == 0
     staff_pushes.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        escalated = services.handoff_escalate(handoff_id=str(handoff.id))
+        escalated = escalation.handoff_escalate(handoff_id=str(handoff.id))
     assert escalated is not None
     row = Handoff.objects.get(id=handoff.id)
     assert (row.status, row.priority, row.escalation_level) == ("waiting", 2, 1)
@@ -96,13 +96,13 @@ def test_a_due_handoff_goes_up_a_level_and_people_are_told(
     # The next level is due one period after this one, not at once; priority stops at 3.
     before = _row(handoff)
     with django_capture_on_commit_callbacks(execute=True):
-        services.handoff_escalate(handoff_id=handoff.id)
+        escalation.handoff_escalate(handoff_id=handoff.id)
     assert _row(handoff) == before
-    assert 59 <= services.escalation_delay(handoff.id) <= 61
+    assert 59 <= escalation.escalation_delay(handoff.id) <= 61
     for level in (2, 3):
         _escalated_ago(handoff, 61)
         with django_capture_on_commit_callbacks(execute=True):
-            services.handoff_escalate(handoff_id=handoff.id)
+            escalation.handoff_escalate(handoff_id=handoff.id)
         row = Handoff.objects.get(id=handoff.id)
         assert (row.escalation_level, row.priority) == (level, 3)
     assert len(mailoutbox) == 3
@@ -122,15 +122,15 @@ def test_outside_the_companys_hours_the_clock_waits_for_the_opening(
         timezone.now().date() + datetime.timedelta(days=2), datetime.time(9, 0), tzinfo=datetime.UTC
     )
     expected = int((opens - timezone.now()).total_seconds()) + 60
-    assert expected - 2 <= services.escalation_delay(handoff.id) <= expected + 2
+    assert expected - 2 <= escalation.escalation_delay(handoff.id) <= expected + 2
     before = _row(handoff)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.handoff_escalate(handoff_id=handoff.id) is not None
-        assert services.handoffs_escalate_due() == 0
+        assert escalation.handoff_escalate(handoff_id=handoff.id) is not None
+        assert escalation.handoffs_escalate_due() == 0
     assert _row(handoff) == before
     assert mailoutbox == []
     closed_all_week(desk.tenant)
-    assert services.escalation_delay(handoff.id) == 86400
+    assert escalation.escalation_delay(handoff.id) == 86400
 
 
 def test_a_claimed_or_closed_handoff_is_never_escalated(
@@ -146,8 +146,8 @@ def test_a_claimed_or_closed_handoff_is_never_escalated(
     staff_pushes.clear()
     before = _row(handoff)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.handoff_escalate(handoff_id=handoff.id) is None
-        assert services.handoff_escalate(handoff_id="00000000-0000-0000-0000-000000000000") is None
+        assert escalation.handoff_escalate(handoff_id=handoff.id) is None
+        assert escalation.handoff_escalate(handoff_id="00000000-0000-0000-0000-000000000000") is None
     assert _row(handoff) == before
     assert (staff_pushes, mailoutbox) == ([], [])
 
@@ -169,7 +169,7 @@ def test_the_sweep_escalates_every_due_handoff_and_nothing_else(
     assert Handoff.objects.get(id=due.id).escalation_level == 1
     assert (_row(fresh), _row(claimed)) == untouched
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.handoffs_escalate_due() == 0  # swept already; the next level is not due
+        assert escalation.handoffs_escalate_due() == 0  # swept already; the next level is not due
     assert len(mailoutbox) == 1
 
 
@@ -180,7 +180,7 @@ def test_without_admin_emails_escalation_still_happens(
     handoff = _waiting(desk)
     _age(handoff, 61)
     with django_capture_on_commit_callbacks(execute=True):
-        services.handoff_escalate(handoff_id=handoff.id)
+        escalation.handoff_escalate(handoff_id=handoff.id)
     assert Handoff.objects.get(id=handoff.id).escalation_level == 1
     assert mailoutbox == []
 
@@ -189,11 +189,11 @@ def test_escalation_stops_after_the_last_level(
     desk: Desk, minute: None, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
     handoff = _waiting(desk)
-    Handoff.objects.filter(id=handoff.id).update(escalation_level=services.MAX_ESCALATIONS, priority=3)
+    Handoff.objects.filter(id=handoff.id).update(escalation_level=escalation.MAX_ESCALATIONS, priority=3)
     _escalated_ago(handoff, 600)
     before = _row(handoff)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.handoff_escalate(handoff_id=handoff.id) is None  # no further checks scheduled
+        assert escalation.handoff_escalate(handoff_id=handoff.id) is None  # no further checks scheduled
     assert _row(handoff) == before
     assert mailoutbox == []
 
@@ -217,7 +217,7 @@ def test_a_conversation_transferred_back_to_a_team_is_escalated_from_then(
     assert row.queued_at is not None
     assert timezone.now() - row.queued_at < datetime.timedelta(seconds=5)
     # Due a full period after going back to the queue, not at once for the old hour.
-    assert 59 <= services.escalation_delay(handoff.id) <= 61
-    assert services.handoff_escalate(handoff_id=handoff.id) is not None
+    assert 59 <= escalation.escalation_delay(handoff.id) <= 61
+    assert escalation.handoff_escalate(handoff_id=handoff.id) is not None
     assert Handoff.objects.get(id=handoff.id).escalation_level == 0
     assert mailoutbox == []
