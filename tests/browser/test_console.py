@@ -585,7 +585,8 @@ def test_canned_responses_keyboard_and_a_conversation_opened_from_its_url(asgi_s
 
     # Nobody claimed the other one in time: it is escalated, live, and the console says so.
     late = Handoff.objects.get(conversation=second, status=Handoff.Status.WAITING)
-    Handoff.objects.filter(id=late.id).update(created_at=late.created_at - datetime.timedelta(minutes=6))
+    six_minutes_ago = late.created_at - datetime.timedelta(minutes=6)
+    Handoff.objects.filter(id=late.id).update(created_at=six_minutes_ago, queued_at=six_minutes_ago)
     in_another_thread(lambda: handoff_escalation.handoff_escalate(handoff_id=late.id))
     expect(waiting.nth(0)).to_contain_text("Escalated", timeout=30_000)
     expect(waiting.nth(0)).to_contain_text("High priority")
