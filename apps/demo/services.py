@@ -84,7 +84,7 @@ DEMO_CANNED = [
 ]
 # Every day, all day: whoever opens the console answers live; with nobody online the customer is offered
 # the email path. Change them at /staff/nimbus/handoff-settings/.
-DEMO_HOURS = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+DEMO_HOURS = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 # Aiko Tanaka is a premium customer: the company rule gives her a person straight away.
 DEMO_TIERS = {"cust-1003": "premium"}
 

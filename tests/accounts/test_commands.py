@@ -181,6 +181,33 @@ def test_demo_load_twice_is_idempotent() -> None:
     ]
     assert User.objects.get(username="operator").is_superuser is True
     assert User.objects.get(username="nina").is_superuser is False
+    # The human side, set up once: hours, a team, canned responses, two company rules, a premium customer.
+    from apps.handoff.models import CannedResponse, HandoffRule, HandoffSettings, Team
+
+    hours = HandoffSettings.objects.get(tenant=tenant)
+    assert (hours.timezone, hours.hours["mon"], hours.hours["sun"]) == (
+        "Europe/Berlin",
+        [["00:00", "24:00"]],
+        [["00:00", "24:00"]],
+    )
+    assert [
+        (t.name, sorted(m.username for m in t.members.all())) for t in Team.objects.filter(tenant=tenant)
+    ] == [("Billing", ["alice", "bob"])]
+    assert sorted(CannedResponse.objects.filter(tenant=tenant).values_list("shortcut", flat=True)) == [
+        "bill",
+        "checking",
+        "else",
+        "hello",
+    ]
+    assert sorted(HandoffRule.objects.filter(tenant=tenant).values_list("kind", "value", "priority")) == [
+        ("tier", "premium", 2),
+        ("topic", "cancel my contract, port my number, formal complaint", 1),
+    ]
+    assert dict(Contact.objects.values_list("external_id", "tier")) == {
+        "cust-1001": "",
+        "cust-1002": "",
+        "cust-1003": "premium",
+    }
 
 
 def test_demo_load_plain_output_says_what_happened() -> None:
