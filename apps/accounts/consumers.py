@@ -1,7 +1,7 @@
-"""The staff websocket: a signed-in member of a tenant joins that tenant's staff group.
-
-Later issues push the live inbox and presence through it; today it authenticates, scopes to one tenant and
-answers pings, which is what the console uses to show the connection is alive.
+"""The staff websocket (/ws/staff/<slug>/): a signed-in member of a tenant receives the tenant's staff pushes
+of the streams their roles allow (the knowledge pages' live progress for editors; the agent stream for
+agents), each push re-authorised before it is relayed. It also answers pings, which the pages use to show
+the connection is alive.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from apps.accounts import selectors
 from apps.core.errors import HelpdeskError, WebsocketClose
-from apps.core.realtime import BaseConsumer, staff_group
+from apps.core.realtime import StaffStream, StaffStreamConsumer
 
 
 class PingFrame(BaseModel):
@@ -22,7 +22,7 @@ class PingFrame(BaseModel):
     client_msg_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
-class StaffConsumer(BaseConsumer):
+class StaffConsumer(StaffStreamConsumer):
     frame_adapter = TypeAdapter(PingFrame)
 
     async def connect(self) -> None:
@@ -32,27 +32,33 @@ class StaffConsumer(BaseConsumer):
             return
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
         try:
-            self.tenant, self.roles = await database_sync_to_async(selectors.access_tenant)(
-                actor=user, slug=slug
-            )
+            self.tenant, roles = await database_sync_to_async(selectors.access_tenant)(actor=user, slug=slug)
         except HelpdeskError:
             await self.reject(WebsocketClose.FORBIDDEN)
             return
-        self.group = staff_group(self.tenant.id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.user = user
+        await self.streams_join(tenant_id=self.tenant.id, streams=selectors.staff_streams(roles=roles))
         await self.accept()
-        await self.send_json({"type": "hello", "tenant": self.tenant.slug, "roles": sorted(self.roles)})
+        await self.send_json(
+            {
+                "type": "hello",
+                "tenant": self.tenant.slug,
+                "roles": sorted(roles),
+                "streams": sorted(stream.value for stream in self.streams),
+            }
+        )
 
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    async def streams_allowed(self) -> frozenset[StaffStream] | None:
+        try:
+            _, roles = await database_sync_to_async(selectors.access_tenant)(
+                actor=self.user, slug=self.tenant.slug
+            )
+        except HelpdeskError:
+            return None
+        return selectors.staff_streams(roles=roles)
 
     async def handle(self, frame: PingFrame) -> None:
         reply = {"type": "pong"}
         if frame.client_msg_id:
             reply["client_msg_id"] = frame.client_msg_id
         await self.send_json(reply)
-
-    async def staff_event(self, event: dict[str, object]) -> None:
-        """Relays an event published to the tenant's staff group."""
-        await self.send_json(event["payload"])

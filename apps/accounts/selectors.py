@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
 from apps.accounts.models import AllowedOrigin, Membership, Role, Tenant, User
 from apps.core.errors import Forbidden, NotFound, Unauthorized
+from apps.core.realtime import StaffStream
+
+# Who may receive each stream of staff pushes: the one place that decides it. Editors never get the agent
+# stream (private notes, customers' names); agents never get the knowledge stream, which they have no page
+# for. Admins hold every role, so they are in every set.
+STAFF_STREAM_ROLES: Mapping[StaffStream, frozenset[str]] = MappingProxyType(
+    {
+        StaffStream.KNOWLEDGE: frozenset({Role.EDITOR, Role.ADMIN}),
+        StaffStream.AGENT: frozenset({Role.AGENT, Role.ADMIN}),
+    }
+)
 
 
 def tenants_for_user(*, user: User) -> QuerySet[Tenant]:
@@ -37,6 +49,12 @@ def access_tenant(
     if roles is not None and Role.ADMIN not in held and not held.intersection(roles):
         raise Forbidden()
     return tenant, held
+
+
+def staff_streams(*, roles: Iterable[str]) -> frozenset[StaffStream]:
+    """The staff push streams a member holding `roles` (as `access_tenant` returns them) may receive."""
+    held = set(roles)
+    return frozenset(stream for stream, allowed in STAFF_STREAM_ROLES.items() if held & allowed)
 
 
 def tenant_memberships(*, tenant: Tenant) -> QuerySet[Membership]:

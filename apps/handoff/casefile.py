@@ -27,7 +27,7 @@ from apps.audit import metrics
 from apps.conversations.models import AssistantTrace, HandoffReason, Message
 from apps.conversations.prompting import quoted
 from apps.core.errors import NotFound
-from apps.core.realtime import staff_publish
+from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.input_checks import neutralize_untrusted
 from apps.guardrails.pii import RedactedText
 from apps.guardrails.sentiment import mood
@@ -122,7 +122,7 @@ def case_file_build(*, handoff_id: uuid.UUID | str) -> Handoff:
         "conversation_id": str(handoff.conversation_id),
         "status": str(status),  # failed too: the console stops waiting and offers a rebuild
     }
-    transaction.on_commit(lambda: staff_publish(tenant_id, payload))
+    transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
     if ready_at is not None:
         waited = (ready_at - handoff.created_at).total_seconds()
         slug = handoff.tenant.slug

@@ -1,9 +1,12 @@
 """The agent console's websocket (/ws/console/<slug>/; protocol in docs/architecture/handoff.md).
 
-A signed-in agent of the tenant joins the tenant's staff group (queue, presence, notes, case files) and,
-for the conversation open on screen, that conversation's group. Conversation events are re-read from the
-database and rendered for staff (customer words redacted unless the agent may see them) rather than
-relayed: the conversation group carries what the customer sees, original text included.
+A signed-in agent of the tenant joins the tenant's agent stream of staff pushes (queue, presence, notes,
+case files, tickets, escalations, conversation activity) and, for the conversation open on screen, that
+conversation's group. Every push, of either kind, is relayed only while the agent is still an agent here
+(re-checked against the database, trusted for STAFF_RECHECK_SECONDS); once not, the socket leaves its groups
+and closes with 4403. Conversation events are re-read from the database and rendered for staff (customer
+words redacted unless the agent may see them) rather than relayed: the conversation group carries what the
+customer sees, original text included.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from channels.db import database_sync_to_async
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from apps.accounts.models import Role
-from apps.accounts.selectors import access_tenant
+from apps.accounts.selectors import access_tenant, staff_streams
 from apps.conversations.selectors import conversation_group
 from apps.core.errors import HelpdeskError, WebsocketClose
-from apps.core.realtime import BaseConsumer, staff_group
+from apps.core.realtime import StaffStream, StaffStreamConsumer
 from apps.handoff import selectors, services
 from apps.handoff.models import Presence
 
@@ -58,10 +61,9 @@ Frame = Annotated[
 ]
 
 
-class ConsoleConsumer(BaseConsumer):
+class ConsoleConsumer(StaffStreamConsumer):
     frame_adapter = TypeAdapter(Frame)
 
-    group = ""
     watched: uuid.UUID | None = None
     watched_group = ""
     watched_seq = 0
@@ -81,8 +83,8 @@ class ConsoleConsumer(BaseConsumer):
             await self.reject(WebsocketClose.FORBIDDEN)
             return
         self.user = user
-        self.group = staff_group(self.tenant.id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # The console shows the queue and conversations, nothing of the knowledge stream, even to admins.
+        await self.streams_join(tenant_id=self.tenant.id, streams=frozenset({StaffStream.AGENT}))
         await self.accept()
         await database_sync_to_async(services.presence_connect)(tenant=self.tenant, user=user)
         self.connected = True
@@ -91,19 +93,16 @@ class ConsoleConsumer(BaseConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        if self.watched_group:
-            await self.channel_layer.group_discard(self.watched_group, self.channel_name)
+        await super().disconnect(code)
+        await self._unwatch()
         if self.connected:
             self.connected = False
             await database_sync_to_async(services.presence_disconnect)(tenant=self.tenant, user=self.user)
 
     async def handle(self, frame: Any) -> None:
-        # Still an agent of this company? Checked on every frame that reads or writes (a ping comes every
-        # 20 s): someone removed, or no longer an agent, loses the queue and the conversations at once.
-        if not isinstance(frame, UnwatchFrame) and not await self._still_agent():
-            await self._revoke()
+        # Still an agent of this company? Checked afresh on every frame that reads or writes (a ping comes
+        # every 20 s): someone removed, or no longer an agent, loses the queue and the conversations at once.
+        if not isinstance(frame, UnwatchFrame) and not await self.authorised(fresh=True):
             return
         if isinstance(frame, PingFrame):
             await self._ping(frame)
@@ -132,23 +131,19 @@ class ConsoleConsumer(BaseConsumer):
             payload["client_msg_id"] = frame.client_msg_id
         await self.send_json(payload)
 
-    async def _still_agent(self) -> bool:
+    async def streams_allowed(self) -> frozenset[StaffStream] | None:
         try:
             # Roles are read again too: losing pii_viewer shows redacted words from the next push on.
             _, self.roles = await database_sync_to_async(access_tenant)(
                 actor=self.user, slug=self.tenant.slug, roles=[Role.AGENT]
             )
         except HelpdeskError:
-            return False
-        return True
+            return None
+        return staff_streams(roles=self.roles)
 
-    async def _revoke(self) -> None:
-        """Leaves every group before closing, so nothing more is pushed while the close goes out."""
+    async def revoke(self) -> None:
         await self._unwatch()
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = ""
-        await self.close(code=WebsocketClose.FORBIDDEN)
+        await super().revoke()
 
     async def _ping(self, frame: PingFrame) -> None:
         await database_sync_to_async(services.presence_seen)(tenant=self.tenant, user=self.user)
@@ -175,13 +170,12 @@ class ConsoleConsumer(BaseConsumer):
             await self.channel_layer.group_discard(self.watched_group, self.channel_name)
         self.watched, self.watched_group, self.watched_seq = None, "", 0
 
-    # ---- pushes ----
-
-    async def staff_event(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+    # ---- pushes (staff_event: StaffStreamConsumer) ----
 
     async def conv_event(self, event: dict[str, Any]) -> None:
         if self.watched is None or event["payload"].get("seq", 0) <= self.watched_seq:
+            return
+        if not await self.authorised():
             return
         conversation_id = self.watched
         conversation = await database_sync_to_async(selectors.access_staff_conversation)(
@@ -196,5 +190,5 @@ class ConsoleConsumer(BaseConsumer):
         await self.send_json({"type": "timeline", "conversation_id": str(conversation_id), "items": items})
 
     async def conv_delta(self, event: dict[str, Any]) -> None:
-        if self.watched is not None:
+        if self.watched is not None and await self.authorised():
             await self.send_json({**event["payload"], "conversation_id": str(self.watched)})

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Membership, Role, Tenant
 from apps.core.errors import NotFound
-from apps.core.realtime import staff_publish
+from apps.core.realtime import StaffStream, staff_publish
 from apps.handoff.availability import next_opening, open_at, settings_for
 from apps.handoff.models import (
     Handoff,
@@ -70,7 +70,9 @@ def handoff_escalate(*, handoff_id: uuid.UUID | str) -> Handoff | None:
         summary = handoff_summary(handoff)
         tenant = handoff.tenant
         transaction.on_commit(
-            lambda: staff_publish(tenant.id, {"type": "handoff.escalated", "handoff": summary})
+            lambda: staff_publish(
+                tenant.id, {"type": "handoff.escalated", "handoff": summary}, stream=StaffStream.AGENT
+            )
         )
         transaction.on_commit(lambda: _admins_tell(tenant, summary))
     logger.warning(

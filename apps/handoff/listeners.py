@@ -18,7 +18,7 @@ from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason
 from apps.conversations.ownership import HandoffTrigger, Transition
 from apps.conversations.services import email_masked
-from apps.core.realtime import staff_publish
+from apps.core.realtime import StaffStream, staff_publish
 from apps.handoff.availability import availability_now
 from apps.handoff.escalation import escalation_delay
 from apps.handoff.models import Handoff, HandoffRule, Ticket
@@ -75,7 +75,7 @@ def on_transition(change: Transition) -> None:
         _tell_customer(conversation, handoff)
     payload = {"type": "queue.changed", "handoff": handoff_summary(handoff, conversation=conversation)}
     tenant_id = conversation.tenant_id
-    transaction.on_commit(lambda: staff_publish(tenant_id, payload))
+    transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
 
 
 def _open(change: Transition) -> Handoff:
@@ -195,7 +195,7 @@ def ticket_open(*, conversation: Conversation, handoff: Handoff | None, email: s
         "ticket": {"number": ticket.number, "conversation_id": str(conversation.id)},
     }
     tenant_id = conversation.tenant_id
-    transaction.on_commit(lambda: staff_publish(tenant_id, payload))
+    transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
     return ticket
 
 

@@ -26,7 +26,7 @@ from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger, conversation_lock, transition_locked
 from apps.core.errors import BadRequest, Conflict, Forbidden, NotFound
-from apps.core.realtime import staff_publish
+from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import pii_redact
 from apps.handoff.availability import DAYS, agent_loads, settings_for
 from apps.handoff.models import (
@@ -307,7 +307,7 @@ def note_add(*, tenant: Tenant, conversation_id: uuid.UUID | str, author: User, 
         from apps.handoff.selectors import note_render
 
         payload = {"type": "note.added", "conversation_id": str(conversation.id), "note": note_render(note)}
-        transaction.on_commit(lambda: staff_publish(tenant.id, payload))
+        transaction.on_commit(lambda: staff_publish(tenant.id, payload, stream=StaffStream.AGENT))
     return note
 
 
@@ -364,7 +364,7 @@ def presence_set(
 
 def _presence_publish(tenant: Tenant, user: User, presence: Presence) -> None:
     payload = {"type": "presence.changed", "user_id": user.id, "status": presence.status}
-    transaction.on_commit(lambda: staff_publish(tenant.id, payload))
+    transaction.on_commit(lambda: staff_publish(tenant.id, payload, stream=StaffStream.AGENT))
 
 
 # ---- company settings --------------------------------------------------------------------------------------

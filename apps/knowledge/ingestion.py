@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.realtime import staff_publish
+from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import PIIUnavailable, RedactedText, pii_redact, pii_redact_with_findings
 from apps.knowledge.models import Chunk, DocumentVersion, VersionStatus
 from apps.knowledge.parsing import Block, IngestionError, chunk, extract_bounded
@@ -66,7 +66,7 @@ def _claim(version_id: str) -> DocumentVersion | None:
 
 
 def _push(version: DocumentVersion) -> None:
-    staff_publish(version.tenant_id, version_event(version))
+    staff_publish(version.tenant_id, version_event(version), stream=StaffStream.KNOWLEDGE)
 
 
 def _progress(version: DocumentVersion, *, status: str, progress: int) -> None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Tenant, User
 from apps.core.errors import BadRequest, Conflict
-from apps.core.realtime import staff_publish
+from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import RedactedText
 from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion, KnowledgeGap, VersionStatus
 from apps.knowledge.parsing import IngestionError, Limits, sniff
@@ -43,7 +43,7 @@ def version_event(version: DocumentVersion) -> dict[str, Any]:
 def publish_version_event(version: DocumentVersion) -> None:
     payload = version_event(version)
     tenant_id = version.tenant_id
-    transaction.on_commit(lambda: staff_publish(tenant_id, payload))
+    transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.KNOWLEDGE))
 
 
 def _enqueue_ingestion(version: DocumentVersion) -> None:
@@ -269,7 +269,8 @@ def knowledge_gap_record(
         conversation_ref=conversation_ref,
         message_ref=message_ref,
     )
-    transaction.on_commit(lambda: staff_publish(tenant.id, {"type": "knowledge.gap", "id": str(gap.id)}))
+    payload = {"type": "knowledge.gap", "id": str(gap.id)}
+    transaction.on_commit(lambda: staff_publish(tenant.id, payload, stream=StaffStream.KNOWLEDGE))
     return gap
 
 

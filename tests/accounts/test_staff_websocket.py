@@ -1,25 +1,38 @@
-"""The staff websocket, driven through the real ASGI application (origin check, session auth, routing).
+"""The staff websocket, driven through the real ASGI application (origin check, session auth, routing), and
+which staff pushes it relays to whom: each role only its streams, and nothing once access is gone.
 
 The consumer reaches the database from another thread, so these tests commit their data
-(`transaction=True`). The channel layer is the harness's real Valkey.
+(`transaction=True`). The channel layer is the harness's real Valkey; pushes are made by the services that
+make them in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from apps.accounts.models import User
-from apps.core.realtime import MAX_FRAME_BYTES, staff_group
+from apps.accounts.models import Membership, Role, Tenant, User
+from apps.accounts.selectors import STAFF_STREAM_ROLES, staff_streams
+from apps.conversations import services as conversation_services
+from apps.core import realtime
+from apps.core.realtime import MAX_FRAME_BYTES, StaffStream, staff_publish
+from apps.guardrails.pii import pii_redact
+from apps.handoff import services as handoff_services
+from apps.knowledge.models import Document, DocumentVersion
+from apps.knowledge.services import knowledge_gap_record, publish_version_event, version_event
 from helpdesk.asgi import application
+from tests.conftest import TenantStaff
+from tests.handoff.api_fixtures import Chat, chat, queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,13 +151,16 @@ def test_cross_site_origin_is_refused_even_with_a_valid_session(origin, tenant_a
     _run(scenario)
 
 
-@pytest.mark.parametrize("role", ["admin", "agent", "editor"])
-def test_member_connects_and_gets_hello(role, tenant_a) -> None:
+@pytest.mark.parametrize(
+    ("role", "streams"),
+    [("admin", ["agent", "knowledge"]), ("agent", ["agent"]), ("editor", ["knowledge"])],
+)
+def test_member_connects_and_gets_hello_naming_the_streams_it_joined(role, streams, tenant_a) -> None:
     headers = _headers(getattr(tenant_a, role))
 
     async def scenario() -> None:
         communicator, hello = await _open("/ws/staff/tenant-a/", headers)
-        assert hello == {"type": "hello", "tenant": "tenant-a", "roles": [role]}
+        assert hello == {"type": "hello", "tenant": "tenant-a", "roles": [role], "streams": streams}
         await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
 
     _run(scenario)
@@ -317,11 +333,9 @@ def test_staff_events_reach_only_their_own_tenant(tenant_a, tenant_b) -> None:
     async def scenario() -> None:
         a_socket, _ = await _open("/ws/staff/tenant-a/", a_headers)
         b_socket, _ = await _open("/ws/staff/tenant-b/", b_headers)
-        layer = get_channel_layer()
-        assert layer is not None
 
-        await layer.group_send(
-            staff_group(tenant_b.tenant.id), {"type": "staff.event", "payload": {"type": "inbox", "n": 1}}
+        await database_sync_to_async(staff_publish)(
+            tenant_b.tenant.id, {"type": "inbox", "n": 1}, stream=StaffStream.AGENT
         )
 
         assert await b_socket.receive_json_from(timeout=TIMEOUT) == {"type": "inbox", "n": 1}
@@ -339,6 +353,220 @@ def test_idle_socket_outlives_the_channel_layer_poll(tenant_a) -> None:
         communicator, _ = await _open("/ws/staff/tenant-a/", headers)
         await asyncio.sleep(7)
         await _ping(communicator, "after-idle")
+        await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
+
+    _run(scenario)
+
+
+# --- which pushes reach whom ---------------------------------------------------------------------------
+
+
+def test_every_stream_names_who_may_receive_it() -> None:
+    assert set(STAFF_STREAM_ROLES) == set(StaffStream)
+    assert staff_streams(roles=[Role.EDITOR]) == {StaffStream.KNOWLEDGE}
+    assert staff_streams(roles=[Role.AGENT]) == {StaffStream.AGENT}
+    assert staff_streams(roles=[Role.AGENT, Role.PII_VIEWER]) == {StaffStream.AGENT}
+    assert staff_streams(roles=[Role.ADMIN]) == {StaffStream.AGENT, StaffStream.KNOWLEDGE}
+    assert staff_streams(roles=[Role.PII_VIEWER]) == frozenset()
+    assert staff_streams(roles=[]) == frozenset()
+
+
+CUSTOMER_WORDS = "My invoice for March looks wrong."
+NOTE_TEXT = "VIP customer, call back before noon."
+
+
+def _version(tenant: Tenant) -> DocumentVersion:
+    document = Document.objects.create(tenant=tenant, title="Refund policy")
+    return DocumentVersion.objects.create(
+        tenant=tenant,
+        document=document,
+        number=1,
+        status="embedding",
+        progress=60,
+        filename="refunds.md",
+        size_bytes=10,
+        sha256="0" * 64,
+        content=b"# Refunds\n",
+    )
+
+
+def _agent_pushes(staff: TenantStaff) -> Chat:
+    """queue.changed, note.added, conversation.activity and presence.changed, in that order, through the
+    services that push them in production."""
+    conversation = chat(staff.tenant, CUSTOMER_WORDS)
+    queue(conversation)
+    handoff_services.note_add(
+        tenant=staff.tenant, conversation_id=conversation.id, author=staff.admin, text=NOTE_TEXT
+    )
+    conversation_services.message_receive(
+        tenant=staff.tenant, claims=conversation.session.claims, client_msg_id="c-again", text="Hello?"
+    )
+    handoff_services.presence_set(tenant=staff.tenant, user=staff.agent, status="away")
+    return conversation
+
+
+def _knowledge_pushes(staff: TenantStaff) -> list[dict[str, Any]]:
+    """kb.version and knowledge.gap, in that order; returns their payloads."""
+    version = _version(staff.tenant)
+    publish_version_event(version)
+    gap = knowledge_gap_record(
+        tenant=staff.tenant,
+        question=pii_redact("Do you refund gift cards?"),
+        top_similarity=0.2,
+        threshold=0.5,
+        nearest=[],
+    )
+    return [version_event(version), {"type": "knowledge.gap", "id": str(gap.id)}]
+
+
+async def _frames(communicator: WebsocketCommunicator, count: int) -> list[dict[str, Any]]:
+    return [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(count)]
+
+
+AGENT_TYPES = ["queue.changed", "note.added", "conversation.activity", "presence.changed"]
+KNOWLEDGE_TYPES = ["kb.version", "knowledge.gap"]
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("editor", KNOWLEDGE_TYPES),
+        ("agent", AGENT_TYPES),
+        ("admin", AGENT_TYPES + KNOWLEDGE_TYPES),
+    ],
+)
+def test_each_role_receives_only_the_streams_it_may(role, expected, tenant_a) -> None:
+    headers = _headers(getattr(tenant_a, role))
+
+    async def scenario() -> None:
+        communicator, _ = await _open("/ws/staff/tenant-a/", headers)
+
+        await database_sync_to_async(_agent_pushes)(tenant_a)
+        knowledge = await database_sync_to_async(_knowledge_pushes)(tenant_a)
+
+        # One channel receives in the order things were published: nothing came before, between or after.
+        frames = await _frames(communicator, len(expected))
+        assert [frame["type"] for frame in frames] == expected
+        assert await communicator.receive_nothing(timeout=0.5) is True
+        if role != "agent":
+            assert frames[-2:] == knowledge
+        if role == "editor":
+            seen = json.dumps(frames)
+            assert NOTE_TEXT not in seen
+            assert "conversation_id" not in seen
+            assert "handoff" not in seen
+        await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
+
+    _run(scenario)
+
+
+# --- access lost while connected -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def recheck_every_push(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cached access: the push right after a change already sees it."""
+    monkeypatch.setattr(realtime, "STAFF_RECHECK_SECONDS", 0.0)
+
+
+def _lose_access(staff: TenantStaff, user: User, change: str) -> None:
+    if change == "membership deleted":
+        Membership.objects.filter(tenant=staff.tenant, user=user).delete()
+    elif change == "tenant deactivated":
+        Tenant.objects.filter(id=staff.tenant.id).update(is_active=False)
+    elif change == "demoted to editor":
+        Membership.objects.filter(tenant=staff.tenant, user=user).update(role=Role.EDITOR)
+    else:
+        raise AssertionError(change)
+
+
+Pushable = tuple[Chat, DocumentVersion]
+
+
+def _pushable(staff: TenantStaff) -> Pushable:
+    """Made while the member still has access: a deactivated tenant gets no new conversations."""
+    return chat(staff.tenant, CUSTOMER_WORDS), _version(staff.tenant)
+
+
+def _push_for(staff: TenantStaff, role: str, pushable: Pushable) -> None:
+    """A push of a stream the role's socket joined: a version's progress for editors, a note otherwise."""
+    conversation, version = pushable
+    if role == "editor":
+        publish_version_event(version)
+    else:
+        handoff_services.note_add(
+            tenant=staff.tenant, conversation_id=conversation.id, author=staff.admin, text=NOTE_TEXT
+        )
+
+
+async def _closed_4403_without_a_push(communicator: WebsocketCommunicator) -> None:
+    assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+    assert await communicator.receive_nothing(timeout=0.5) is True
+
+
+@pytest.mark.parametrize("change", ["membership deleted", "tenant deactivated"])
+@pytest.mark.parametrize("role", ["agent", "editor", "admin"])
+def test_a_member_who_lost_the_tenant_gets_no_further_push_and_is_closed_with_4403(
+    role, change, tenant_a, recheck_every_push
+) -> None:
+    user = getattr(tenant_a, role)
+    headers = _headers(user)
+
+    async def scenario() -> None:
+        pushable = await database_sync_to_async(_pushable)(tenant_a)
+        communicator, _ = await _open("/ws/staff/tenant-a/", headers)
+        await database_sync_to_async(_lose_access)(tenant_a, user, change)
+
+        await database_sync_to_async(_push_for)(tenant_a, role, pushable)
+
+        await _closed_4403_without_a_push(communicator)
+        # The socket left its groups: a later push finds nobody to deliver to.
+        await database_sync_to_async(_push_for)(tenant_a, role, pushable)
+        assert await communicator.receive_nothing(timeout=0.5) is True
+        await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
+
+    _run(scenario)
+
+
+@pytest.mark.parametrize("role", ["agent", "admin"])
+def test_a_member_demoted_to_editor_stops_getting_agent_pushes(role, tenant_a, recheck_every_push) -> None:
+    user = getattr(tenant_a, role)
+    headers = _headers(user)
+
+    async def scenario() -> None:
+        communicator, _ = await _open("/ws/staff/tenant-a/", headers)
+        await database_sync_to_async(_lose_access)(tenant_a, user, "demoted to editor")
+
+        await database_sync_to_async(_agent_pushes)(tenant_a)
+
+        # Closed rather than quietly narrowed: the page was opened for a role the member no longer holds.
+        await _closed_4403_without_a_push(communicator)
+        await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
+
+    _run(scenario)
+
+
+def test_access_is_trusted_for_the_recheck_window_and_not_after_it(tenant_a, monkeypatch) -> None:
+    window = 3.0
+    monkeypatch.setattr(realtime, "STAFF_RECHECK_SECONDS", window)
+    headers = _headers(tenant_a.agent)
+
+    async def scenario() -> None:
+        pushable = await database_sync_to_async(_pushable)(tenant_a)
+        communicator, _ = await _open("/ws/staff/tenant-a/", headers)
+        checked_by = time.monotonic()  # the consumer checked access before it said hello
+        await database_sync_to_async(_lose_access)(tenant_a, tenant_a.agent, "membership deleted")
+
+        await database_sync_to_async(_push_for)(tenant_a, "agent", pushable)
+
+        # Within the window the socket's last check still counts: one push may still pass.
+        assert (await communicator.receive_json_from(timeout=TIMEOUT))["type"] == "note.added"
+        assert time.monotonic() - checked_by < window, "too slow to observe the window; the test is void"
+        await asyncio.sleep(window - (time.monotonic() - checked_by) + 0.2)
+
+        await database_sync_to_async(_push_for)(tenant_a, "agent", pushable)
+
+        await _closed_4403_without_a_push(communicator)
         await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
 
     _run(scenario)

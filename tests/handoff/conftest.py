@@ -17,6 +17,7 @@ from apps.accounts.models import Role, Tenant, User
 from apps.conversations import services as conv
 from apps.conversations.models import Conversation, ConversationEvent, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger, Transition, conversation_handoff
+from apps.core.realtime import StaffStream
 from apps.handoff import services
 from apps.handoff.models import Handoff
 from tests.conftest import MakeTenant, MakeUser
@@ -169,10 +170,11 @@ def chat(desk: Desk) -> Chat:
 
 @pytest.fixture
 def staff_pushes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What would be pushed to agents' consoles (run on commit), in order."""
+    """What would be pushed to agents' consoles (run on commit), in order; all on the agent stream."""
     pushed: list[dict[str, Any]] = []
 
-    def capture(tenant_id: object, payload: dict[str, Any]) -> None:
+    def capture(tenant_id: object, payload: dict[str, Any], *, stream: StaffStream) -> None:
+        assert stream is StaffStream.AGENT, payload
         pushed.append(payload)
 
     for module in (

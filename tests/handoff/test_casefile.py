@@ -21,7 +21,7 @@ from apps.conversations import services
 from apps.conversations.assistant import ABSTAIN_TEXT
 from apps.conversations.models import AssistantTrace
 from apps.conversations.ownership import HandoffTrigger, conversation_handoff
-from apps.core.realtime import staff_group
+from apps.core.realtime import StaffStream, staff_group
 from apps.handoff import casefile, listeners
 from apps.handoff.casefile import _clip, _parse, case_file_build
 from apps.handoff.models import Handoff
@@ -59,7 +59,12 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What the case file tells the tenant's staff, after commit. The listener's own enqueueing (the case
     file task, the escalation timer) is left out here: the worker test below covers it."""
     sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(casefile, "staff_publish", lambda tenant_id, payload: sent.append(payload))
+
+    def capture(tenant_id: object, payload: dict[str, Any], *, stream: StaffStream) -> None:
+        assert stream is StaffStream.AGENT, payload
+        sent.append(payload)
+
+    monkeypatch.setattr(casefile, "staff_publish", capture)
     monkeypatch.setattr(listeners, "_after_open", lambda handoff_id, queued: None)
     return sent
 
@@ -401,7 +406,7 @@ def test_a_handoff_gets_its_case_file_from_the_worker_and_staff_are_told(
 
     async def subscribe() -> str:
         channel = await layer.new_channel()
-        await layer.group_add(staff_group(story.tenant.id), channel)
+        await layer.group_add(staff_group(story.tenant.id, StaffStream.AGENT), channel)
         return channel
 
     channel = asyncio.run(subscribe())

@@ -15,8 +15,13 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
+from apps.accounts.models import Tenant
+from apps.conversations import services as conversation_services
 from apps.conversations.models import Message
+from apps.conversations.selectors import conversation_group
+from apps.core import realtime
 from apps.guardrails.pii import pii_redact
 from apps.handoff import services
 from apps.handoff.models import Note, Presence
@@ -28,6 +33,7 @@ from tests.handoff.api_fixtures import (
     TIMEOUT,
     Desk,
     ask_for_a_person,
+    chat,
     claim,
     communicator,
     customer,
@@ -217,6 +223,89 @@ async def test_an_agent_removed_from_the_company_loses_the_console_at_their_next
     assert await database_sync_to_async(presence_row)(desk_a.tenant, desk_a.alice) == ("online", 1, None)
     await console.close()
     await widget.ws.disconnect(timeout=CLOSE_TIMEOUT)
+
+
+@pytest.mark.parametrize("push", ["note", "timeline", "delta"])
+@pytest.mark.parametrize("change", ["removed", "now an editor", "company deactivated"])
+async def test_an_agent_who_lost_access_gets_no_further_push_and_is_closed_with_4403(
+    change, push, desk_a, monkeypatch
+):
+    # No cached access: the push right after the change already sees it (the window has its own test).
+    monkeypatch.setattr(realtime, "STAFF_RECHECK_SECONDS", 0.0)
+    # With the assistant, so the customer's words go to the conversation's group and to no staff stream.
+    conversation = await database_sync_to_async(chat)(desk_a.tenant, "Is my order on its way?")
+    console = await open_console(desk_a.alice, desk_a.slug)
+    await console.send({"type": "watch", "conversation_id": str(conversation.id)})
+    await console.until(of_type("watching"))
+    memberships = desk_a.alice.memberships.all()
+    if change == "removed":
+        await database_sync_to_async(memberships.delete)()
+    elif change == "now an editor":
+        await database_sync_to_async(memberships.update)(role="editor")
+    else:
+        await database_sync_to_async(Tenant.objects.filter(id=desk_a.tenant.id).update)(is_active=False)
+
+    if push == "note":
+        await database_sync_to_async(services.note_add)(
+            tenant=desk_a.tenant, conversation_id=conversation.id, author=desk_a.bob, text="VIP: be quick."
+        )
+    elif push == "timeline":
+        await database_sync_to_async(conversation_services.message_receive)(
+            tenant=desk_a.tenant,
+            claims=conversation.session.claims,
+            client_msg_id=uuid.uuid4().hex,
+            text="Hello again?",
+        )
+    else:
+        layer = get_channel_layer()
+        assert layer is not None
+        await layer.group_send(
+            conversation_group(desk_a.tenant.id, conversation.id),
+            {
+                "type": "conv.delta",
+                "payload": {"type": "assistant.delta", "message_id": "m-1", "text": "Yes"},
+            },
+        )
+
+    assert await console.ws.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+    assert await console.quiet()
+    await console.close()
+
+
+async def test_a_watched_conversation_is_relayed_while_the_agent_keeps_access(desk_a, monkeypatch):
+    """The re-check lets through what it should: someone still an agent keeps getting every kind of push."""
+    monkeypatch.setattr(realtime, "STAFF_RECHECK_SECONDS", 0.0)
+    conversation = await database_sync_to_async(chat)(desk_a.tenant, "Is my order on its way?")
+    console = await open_console(desk_a.alice, desk_a.slug)
+    await console.send({"type": "watch", "conversation_id": str(conversation.id)})
+    await console.until(of_type("watching"))
+
+    await database_sync_to_async(services.note_add)(
+        tenant=desk_a.tenant, conversation_id=conversation.id, author=desk_a.bob, text="VIP: be quick."
+    )
+    await database_sync_to_async(conversation_services.message_receive)(
+        tenant=desk_a.tenant,
+        claims=conversation.session.claims,
+        client_msg_id=uuid.uuid4().hex,
+        text="Hello again?",
+    )
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.group_send(
+        conversation_group(desk_a.tenant.id, conversation.id),
+        {"type": "conv.delta", "payload": {"type": "assistant.delta", "message_id": "m-1", "text": "Yes"}},
+    )
+
+    assert (await console.until(of_type("note.added")))["note"]["text"] == "VIP: be quick."
+    timeline = await console.until(of_type("timeline"))
+    assert [item["message"]["text"] for item in timeline["items"]] == ["Hello again?"]
+    assert await console.until(of_type("assistant.delta")) == {
+        "type": "assistant.delta",
+        "message_id": "m-1",
+        "text": "Yes",
+        "conversation_id": str(conversation.id),
+    }
+    await console.close()
 
 
 # ---- watching a conversation ---------------------------------------------------------------------------
