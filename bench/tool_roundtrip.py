@@ -124,6 +124,7 @@ def tool_stack(pool: str, concurrency: int, *, conversation: bool) -> Iterator[S
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LLM_BASE_URL": settings.LLM_BASE_URL,  # required by the production settings; never called
             "LLM_API_KEY": settings.LLM_API_KEY,
+            "METRICS_TOKEN": secrets.token_urlsafe(32),  # required by the production settings; never used
             "PYTHONUNBUFFERED": "1",
         }
         argv = [

@@ -3,14 +3,19 @@
 Apps register their checks here from `AppConfig.ready()`; core knows nothing of them (STYLE: registries
 let a lower layer reach a higher one). Checks run concurrently, each bounded by a timeout, so one hung
 part costs `/healthz` at most that timeout.
+
+Some checks are expensive (the LLM check calls the model server, the embeddings check embeds text), and
+`/healthz` answers anyone, so `health_report_cached` keeps each process's report for a few seconds and
+makes concurrent callers wait for the one computation in flight instead of starting their own.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
@@ -104,6 +109,61 @@ def health_report(*, timeout: float | None = None) -> HealthReport:
                 )
             )
     return HealthReport(results=results)
+
+
+class _KeptReport:
+    """The last report of this process, and the computation in flight if there is one (single flight)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._report: HealthReport | None = None
+        self._expires = 0.0
+        self._in_flight: Future[HealthReport] | None = None
+
+    def get(self, compute: Callable[[], HealthReport]) -> HealthReport:
+        with self._lock:
+            if self._report is not None and time.monotonic() < self._expires:
+                return self._report
+            leading = self._in_flight is None
+            if self._in_flight is None:
+                self._in_flight = Future()
+            flight = self._in_flight
+        if not leading:
+            # health_report is bounded by its timeout, so the caller computing settles this soon.
+            return flight.result()
+        try:
+            report = compute()
+        except BaseException as exc:
+            with self._lock:
+                self._in_flight = None
+            flight.set_exception(exc)
+            raise
+        # Kept from when it was finished, not started: a slow red computation is not followed at once
+        # by the next one.
+        keep = settings.HEALTHZ_CACHE_SECONDS if report.ok else settings.HEALTHZ_DOWN_CACHE_SECONDS
+        with self._lock:
+            self._report, self._expires = report, time.monotonic() + keep
+            self._in_flight = None
+        flight.set_result(report)
+        return report
+
+    def clear(self) -> None:
+        with self._lock:
+            self._report, self._expires = None, 0.0
+
+
+_kept = _KeptReport()
+
+
+def health_report_cached() -> HealthReport:
+    """The report, computed at most once per HEALTHZ_CACHE_SECONDS (HEALTHZ_DOWN_CACHE_SECONDS when red)
+    in this process, and once for any number of concurrent callers."""
+    return _kept.get(health_report)
+
+
+def health_cache_clear() -> None:
+    """Forgets the kept report (tests; a computation in flight still finishes and is kept)."""
+    _kept.clear()
 
 
 def _check_database() -> str:

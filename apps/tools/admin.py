@@ -8,6 +8,7 @@ field that is never filled in, and no page shows the stored value.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin
@@ -15,6 +16,7 @@ from django.http import HttpRequest
 
 from apps.tools import services
 from apps.tools.connections import base_url_allowed
+from apps.tools.hosts import allowed_host_parse, entry_for
 from apps.tools.models import AdapterKind, Approval, TenantTool, ToolConnection, ToolRun
 from apps.tools.registry import tool_spec, tool_specs
 
@@ -35,8 +37,21 @@ class ToolConnectionForm(forms.ModelForm[ToolConnection]):
         fields = ["tenant", "adapter", "base_url", "timeout_seconds", "allowed_hosts"]  # never auth_secret
         help_texts = {
             "allowed_hosts": "Hosts this company's HTTP adapter may reach, comma-separated, on top of "
-            "TOOLS_ALLOWED_HOSTS. The company's admins cannot change this list.",
+            "TOOLS_ALLOWED_HOSTS: host, host:port or [IPv6]:port. A host without a port allows only "
+            "the default port (443 for https). The company's admins cannot change this list.",
         }
+
+    def clean_allowed_hosts(self) -> list[str]:
+        entries = [h.strip() for h in self.cleaned_data.get("allowed_hosts") or [] if h.strip()]
+        errors = []
+        for entry in entries:
+            try:
+                allowed_host_parse(entry)
+            except ValueError as exc:
+                errors.append(f"{entry}: {exc}")
+        if errors:
+            raise forms.ValidationError(errors)
+        return entries
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -44,10 +59,22 @@ class ToolConnectionForm(forms.ModelForm[ToolConnection]):
             raise forms.ValidationError("Either give a new token or remove the stored one, not both.")
         adapter, base_url = data.get("adapter"), data.get("base_url") or ""
         if adapter == AdapterKind.HTTP and base_url:
-            hosts = [h.strip() for h in data.get("allowed_hosts") or [] if h.strip()]
-            if not base_url_allowed(ToolConnection(allowed_hosts=hosts), base_url):
-                self.add_error("base_url", "Add this URL's host to the allowed hosts first.")
+            hosts = data.get("allowed_hosts") or []
+            if "allowed_hosts" not in self.errors and not base_url_allowed(
+                ToolConnection(allowed_hosts=hosts), base_url
+            ):
+                self.add_error("base_url", _not_allowed_error(base_url))
         return data
+
+
+def _not_allowed_error(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port
+    except ValueError:  # URLField lets any five digits through
+        return "The URL's port must be a number from 1 to 65535."
+    needed = entry_for(scheme=parts.scheme, host=parts.hostname or "", port=port)
+    return f"Add {needed} to the allowed hosts first."
 
 
 @admin.register(ToolConnection)

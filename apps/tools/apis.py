@@ -2,7 +2,7 @@
 the runs agents approve or reject (in the OpenAPI schema at /api/schema/).
 
 The connection's secret is write-only: responses say whether one is stored, never what it is. Which hosts
-an adapter may reach is the platform operator's choice (Django admin), never a company admin's.
+and ports an adapter may reach is the platform operator's choice (Django admin), never a company admin's.
 """
 
 from __future__ import annotations
@@ -54,7 +54,11 @@ class ToolConnectionOutput(serializers.Serializer[selectors.ConnectionSettings])
     base_url = serializers.CharField()
     timeout_seconds = serializers.FloatField()
     has_secret = serializers.BooleanField()
-    allowed_hosts = serializers.ListField(child=serializers.CharField())
+    allowed_hosts = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Where the base URL may point, set by the platform operator: `host` (its scheme's "
+        "default port only: 443 for https), `host:port` or `[IPv6]:port`.",
+    )
 
 
 class ToolSettingsOutput(serializers.Serializer[Any]):
@@ -164,8 +168,8 @@ class ToolConnectionApi(APIView):
         request=ToolConnectionInput,
         responses=ToolConnectionOutput,
         summary="Connect the company's business system (admins)",
-        description="An HTTP base URL must be on a host the platform operator allows. The secret is "
-        "write-only.",
+        description="An HTTP base URL must be on a host and port the platform operator allows "
+        "(`allowed_hosts`). The secret is write-only.",
     )
     def put(self, request: Request, slug: str) -> Response:
         tenant = _tenant(request, slug, ADMINS)

@@ -26,10 +26,12 @@ repeated key with the first result. Answers (the shapes are the pydantic models 
     no whole answer within `timeout_seconds`                        -> TransientAdapterError("timeout")
 
 Only transient errors are worth a retry, with the same idempotency key. The client never follows a
-redirect, ignores proxy and netrc settings from the environment (what is called is exactly what the
-allow-list says), refuses compressed answers (their size is what we bound) and bodies over 1 MiB, and
-never puts the secret or a response body in an exception or a log line: the one exception is the
-`message` of a 409/422, which the contract defines as text meant for the customer.
+redirect, checks every URL it sends to against the host allow-list (host and port: a listed host without
+a port allows only the scheme's default port), ignores proxy and netrc settings from the environment
+(what is called is exactly what the allow-list says), refuses compressed answers (their size is what we
+bound) and bodies over 1 MiB, and never puts the secret or a response body in an exception or a log line:
+the one exception is the `message` of a 409/422, which the contract defines as text meant for the
+customer.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from apps.tools.errors import AdapterError, TransientAdapterError
+from apps.tools.hosts import AllowedHost, allow_list_admits, allowed_hosts_parse, entry_for
 from apps.tools.schemas import BillInfo, OrderInfo, PlanChangeResult, PlansComparison, TicketResult
 
 logger = logging.getLogger(__name__)
@@ -76,18 +79,23 @@ def _not_allowed(message: str) -> NoReturn:
     raise AdapterError("host_not_allowed", message)
 
 
-def _check_url(url: httpx.URL, allowed_hosts: frozenset[str]) -> None:
+def _check_url(url: httpx.URL, allowed_hosts: frozenset[AllowedHost]) -> None:
+    """Every URL the client sends to: its host and port must be on the list (host alone = default port)."""
     host = url.host.lower()
-    # IDNA hosts may be listed in either form; httpx gives the unicode one in `host`.
+    if not host:
+        _not_allowed("the base URL is not on the adapter's host allow-list")
+    # IDNA hosts may be listed in either form; httpx gives the unicode one in `host`. Its `port` is None
+    # for the scheme's default port.
     ascii_host = url.raw_host.decode("ascii", "replace").lower()
-    if not host or (host not in allowed_hosts and ascii_host not in allowed_hosts):
-        _not_allowed(f"{host or 'the base URL'} is not on the adapter's host allow-list")
+    if not allow_list_admits(allowed_hosts, scheme=url.scheme, hosts=(host, ascii_host), port=url.port):
+        needed = entry_for(scheme=url.scheme, host=host, port=url.port)
+        _not_allowed(f"{needed} is not on the adapter's host allow-list")
     if url.scheme == "https" or (url.scheme == "http" and host in LOOPBACK_HOSTS):
         return
     _not_allowed("only https is allowed (plain http only to a loopback host)")
 
 
-def _check_base_url(base_url: str, allowed_hosts: frozenset[str]) -> httpx.URL:
+def _check_base_url(base_url: str, allowed_hosts: frozenset[AllowedHost]) -> httpx.URL:
     try:
         url: httpx.URL | None = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError):
@@ -164,7 +172,8 @@ class _Watchdog:
 
 
 class AdapterHttpClient:
-    """A sync HTTP client bound to one company's API: one base URL, one secret, one host allow-list.
+    """A sync HTTP client bound to one company's API: one base URL, one secret, one host allow-list
+    (entries `host`, `host:port`, `[v6]:port`: apps/tools/hosts.py).
 
     Celery tasks are sync, so this is too. It keeps a connection pool: make one per adapter and close it
     (or use it as a context manager).
@@ -180,12 +189,12 @@ class AdapterHttpClient:
     ) -> None:
         if isinstance(allowed_hosts, str):
             # A bare string is a collection of its characters: "api.example.com" would allow "a", "p"...
-            raise TypeError("allowed_hosts must be a collection of host names, not a string")
+            raise TypeError("allowed_hosts must be a collection of allow-list entries, not a string")
         if not (math.isfinite(timeout_seconds) and timeout_seconds > 0):
             raise ValueError("timeout_seconds must be a positive number")
         if auth_secret and not _HEADER_VALUE.fullmatch(auth_secret):
             raise ValueError("auth_secret is not a valid HTTP header value")
-        self._allowed_hosts = frozenset(host.strip().lower() for host in allowed_hosts)
+        self._allowed_hosts = allowed_hosts_parse(allowed_hosts)
         self._base = _check_base_url(base_url, self._allowed_hosts)
         self._base_path = self._base.path.rstrip("/")
         self.timeout_seconds = timeout_seconds

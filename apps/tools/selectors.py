@@ -107,7 +107,8 @@ class ConnectionSettings:
     base_url: str
     timeout_seconds: float
     has_secret: bool
-    # Every host the adapter may reach: the installation's list and the operator's list for this company.
+    # Every host and port the adapter may reach (`host`, `host:port`, `[v6]:port`): the installation's
+    # list and the operator's list for this company.
     allowed_hosts: list[str]
 
 

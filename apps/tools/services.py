@@ -30,6 +30,7 @@ from apps.core.sealing import seal
 from apps.guardrails.pii import pii_redact
 from apps.tools.connections import base_url_allowed
 from apps.tools.hooks import run_changed
+from apps.tools.hosts import allowed_host_parse
 from apps.tools.models import (
     AdapterKind,
     Approval,
@@ -100,6 +101,19 @@ def tool_configure(*, tenant: Tenant, name: str, enabled: bool, approval: str | 
     return tool
 
 
+def _allowed_hosts_normalise(entries: list[str]) -> list[str]:
+    """The operator's allow-list entries as stored: each `host[:port]` / `[v6][:port]` once, sorted."""
+    normalised = set()
+    for entry in entries:
+        if not entry.strip():
+            continue
+        try:
+            normalised.add(str(allowed_host_parse(entry)))
+        except ValueError as exc:
+            raise BadRequest(f"The allowed host {entry.strip()} is not valid: {exc}.") from None
+    return sorted(normalised)
+
+
 def tool_connection_configure(
     *,
     tenant: Tenant,
@@ -122,7 +136,7 @@ def tool_connection_configure(
         raise BadRequest(f"The secret may be at most {MAX_SECRET_CHARS} characters long.")
     connection = ToolConnection.objects.filter(tenant=tenant).first() or ToolConnection(tenant=tenant)
     if allowed_hosts is not None:  # the platform operator's choice (Django admin), never a company admin's
-        connection.allowed_hosts = sorted({h.strip().lower() for h in allowed_hosts if h.strip()})
+        connection.allowed_hosts = _allowed_hosts_normalise(allowed_hosts)
     if adapter == AdapterKind.HTTP and not base_url_allowed(connection, base_url):
         # Checked before anything is saved: a refused connection leaves no row and changes nothing.
         raise BadRequest(

@@ -35,7 +35,9 @@ async def _ask(tenant, text):
     return final
 
 
-async def test_replies_errors_and_abstentions_are_counted_per_tenant(kb_tenant, fake_llm):
+async def test_replies_errors_and_abstentions_are_counted_per_tenant(kb_tenant, fake_llm, settings):
+    settings.METRICS_TOKEN = "scrape-token"
+    scraper = Client(HTTP_AUTHORIZATION="Bearer scrape-token")
     metrics_reset()
     fake_llm.reply_text = "EU roaming is included [1]."
     await _ask(kb_tenant, "Is roaming in the European Union free?")
@@ -47,7 +49,7 @@ async def test_replies_errors_and_abstentions_are_counted_per_tenant(kb_tenant, 
     slug = kb_tenant.slug
     # Metrics are recorded just after the reply is stored (and pushed): poll briefly for the last one.
     for _ in range(50):
-        text = (await sync_to_async(Client().get)("/metrics")).content.decode()
+        text = (await sync_to_async(scraper.get)("/metrics")).content.decode()
         if _sample(text, "helpdesk_assistant_replies_total", tenant=slug, status="failed"):
             break
         await anyio.sleep(0.1)

@@ -287,8 +287,8 @@ async def test_a_business_system_that_is_down_is_explained_and_a_person_offered(
 ) -> None:
     from tests.fakes.business_server import FakeBusiness
 
-    settings.TOOLS_ALLOWED_HOSTS = ["127.0.0.1"]
     with FakeBusiness(token="tok") as business:
+        settings.TOOLS_ALLOWED_HOSTS = [business.host_port]
         business.behaviour = "error_500"
         await database_sync_to_async(tools_enable)(
             kb_tenant, adapter="http", base_url=business.base_url, auth_secret="tok", timeout_seconds=2

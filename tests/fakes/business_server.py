@@ -242,6 +242,11 @@ class FakeBusiness:
         return f"http://127.0.0.1:{self.port}{self.path_prefix}"
 
     @property
+    def host_port(self) -> str:
+        """The allow-list entry (TOOLS_ALLOWED_HOSTS) that lets an adapter reach this server."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def effect_count(self) -> int:
         with self._lock:
             return len(self.side_effects)

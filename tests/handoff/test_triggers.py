@@ -282,8 +282,8 @@ async def test_a_tool_that_failed_brings_in_a_person(
     from tests.fakes.business_server import FakeBusiness
 
     tenant = kb_desk.tenant
-    settings.TOOLS_ALLOWED_HOSTS = ["127.0.0.1"]
     with FakeBusiness(token="tok") as business:
+        settings.TOOLS_ALLOWED_HOSTS = [business.host_port]
         business.behaviour = "error_500"
         await database_sync_to_async(tools_enable)(
             tenant, adapter="http", base_url=business.base_url, auth_secret="tok", timeout_seconds=2

@@ -20,11 +20,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def business(tenant_a: TenantStaff, settings) -> Iterator[FakeBusiness]:
-    settings.TOOLS_ALLOWED_HOSTS = ["127.0.0.1"]
     settings.TOOLS_BREAKER_FAILURES = 3
     settings.TOOLS_BREAKER_RESET_SECONDS = 1.0
     settings.TOOLS_MAX_RETRIES = 2
     with FakeBusiness(token="tok") as fake:
+        settings.TOOLS_ALLOWED_HOSTS = [fake.host_port]
         tools_enable(
             tenant_a.tenant, adapter="http", base_url=fake.base_url, auth_secret="tok", timeout_seconds=1
         )

@@ -154,8 +154,101 @@ def test_a_url_on_a_host_not_allowed_is_a_form_error_and_changes_nothing(
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
-        "base_url": ["Add this URL's host to the allowed hosts first."]
+        "base_url": ["Add evil.example to the allowed hosts first."]
     }
+    assert ToolConnection.objects.filter(pk=connection.pk).values().get() == before
+
+
+@pytest.mark.parametrize(
+    ("base_url", "needed"),
+    [
+        ("https://api.example.com:8443/desk", "api.example.com:8443"),
+        ("http://127.0.0.1:5432/", "127.0.0.1:5432"),
+        ("http://[::1]:6379/", "[::1]:6379"),
+    ],
+)
+def test_a_url_on_an_allowed_host_but_another_port_is_a_form_error(
+    operator_client: Client, connection: ToolConnection, settings, base_url: str, needed: str
+) -> None:
+    settings.TOOLS_ALLOWED_HOSTS = []
+    before = ToolConnection.objects.filter(pk=connection.pk).values().get()
+
+    response = operator_client.post(
+        f"/admin/tools/toolconnection/{connection.pk}/change/",
+        change_form(connection, base_url=base_url, allowed_hosts="api.example.com, 127.0.0.1, [::1]"),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "base_url": [f"Add {needed} to the allowed hosts first."]
+    }
+    assert ToolConnection.objects.filter(pk=connection.pk).values().get() == before
+
+
+def test_a_url_with_a_port_out_of_range_is_a_form_error(
+    operator_client: Client, connection: ToolConnection
+) -> None:
+    before = ToolConnection.objects.filter(pk=connection.pk).values().get()
+
+    response = operator_client.post(
+        f"/admin/tools/toolconnection/{connection.pk}/change/",
+        change_form(connection, base_url="https://api.example.com:99999/desk"),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "base_url": ["The URL's port must be a number from 1 to 65535."]
+    }
+    assert ToolConnection.objects.filter(pk=connection.pk).values().get() == before
+
+
+def test_the_operator_allows_a_host_on_a_port(
+    operator_client: Client, connection: ToolConnection, settings
+) -> None:
+    settings.TOOLS_ALLOWED_HOSTS = []
+
+    response = operator_client.post(
+        f"/admin/tools/toolconnection/{connection.pk}/change/",
+        change_form(
+            connection,
+            base_url="https://billing.example.net:8443/v2",
+            allowed_hosts="Billing.Example.NET:8443, [0:0::1]:9000",
+        ),
+    )
+
+    assert response.status_code == 302
+    row = ToolConnection.objects.get(pk=connection.pk)
+    assert (row.base_url, row.allowed_hosts) == (
+        "https://billing.example.net:8443/v2",
+        ["[::1]:9000", "billing.example.net:8443"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ("api.example.com:99999", "api.example.com:99999: the port must be a number from 1 to 65535"),
+        ("api.example.com:", "api.example.com:: the port must be a number from 1 to 65535"),
+        ("::1", "::1: write an IPv6 address in brackets, like [::1] or [::1]:8000"),
+        ("[::1", "[::1: write an IPv6 address in brackets, like [::1] or [::1]:8000"),
+        ("[api.example.com]:443", "[api.example.com]:443: api.example.com is not an IPv6 address"),
+        ("https://api.example.com", "https://api.example.com: write a host name or address, not a URL"),
+        ("api.example.com/v1", "api.example.com/v1: write a host name or address, not a URL"),
+        ("user@api.example.com", "user@api.example.com: write a host name or address, not a URL"),
+    ],
+)
+def test_a_malformed_allowed_host_is_a_form_error_and_changes_nothing(
+    operator_client: Client, connection: ToolConnection, entry: str, error: str
+) -> None:
+    before = ToolConnection.objects.filter(pk=connection.pk).values().get()
+
+    response = operator_client.post(
+        f"/admin/tools/toolconnection/{connection.pk}/change/",
+        change_form(connection, allowed_hosts=f"api.example.com, {entry}"),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"allowed_hosts": [error]}
     assert ToolConnection.objects.filter(pk=connection.pk).values().get() == before
 
 

@@ -226,6 +226,38 @@ def test_an_http_url_on_an_allowed_host_is_accepted_and_the_secret_never_comes_b
     )
 
 
+def test_an_allowed_host_on_another_port_is_refused_and_nothing_changes(tenant_a, api_admin_a, settings):
+    settings.TOOLS_ALLOWED_HOSTS = ["api.example.com", "127.0.0.1"]
+    services.tool_connection_configure(tenant=tenant_a.tenant, adapter="demo", auth_secret=SECRET)
+    before = connection_row(tenant_a.tenant)
+
+    for base_url in ("https://api.example.com:8443/desk", "http://127.0.0.1:6379/"):
+        response = api_admin_a.put(
+            f"{base(tenant_a)}/tools/connection/", {"adapter": "http", "base_url": base_url}, format="json"
+        )
+
+        assert response.status_code == 400
+        assert response.json()["message"] == (
+            "That host is not on the list of hosts this installation may call. "
+            "Ask the platform operator to allow it."
+        )
+    assert connection_row(tenant_a.tenant) == before
+
+
+def test_an_allowed_host_and_port_is_accepted_and_shown(tenant_a, api_admin_a, settings):
+    settings.TOOLS_ALLOWED_HOSTS = ["API.example.com:8443", "[::1]:9000"]
+
+    response = api_admin_a.put(
+        f"{base(tenant_a)}/tools/connection/",
+        {"adapter": "http", "base_url": "https://api.example.com:8443/desk"},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["allowed_hosts"] == ["[::1]:9000", "api.example.com:8443"]
+    assert connection_row(tenant_a.tenant)["base_url"] == "https://api.example.com:8443/desk"
+
+
 def test_an_omitted_secret_is_kept_and_an_empty_one_removes_it(tenant_a, api_admin_a, settings):
     settings.TOOLS_ALLOWED_HOSTS = ["api.example.com"]
     url = f"{base(tenant_a)}/tools/connection/"

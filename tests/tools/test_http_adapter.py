@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -51,10 +52,11 @@ def business() -> Iterator[FakeBusiness]:
 
 
 def make_client(base_url: str, **overrides: Any) -> AdapterHttpClient:
+    """A client whose allow-list is, unless overridden, exactly the base URL's host and port."""
     options: dict[str, Any] = {
         "auth_secret": TOKEN,
         "timeout_seconds": TIMEOUT,
-        "allowed_hosts": ["127.0.0.1"],
+        "allowed_hosts": [urlsplit(base_url).netloc],
         **overrides,
     }
     return AdapterHttpClient(base_url=base_url, **options)
@@ -319,9 +321,31 @@ def test_a_wrong_secret_is_rejected_and_changes_nothing(business: FakeBusiness) 
         ("http://api.example.com", ["api.example.com"]),
         ("ftp://api.example.com", ["api.example.com"]),
         ("https://api.example.com/v1?tenant=1", ["api.example.com"]),
-        ("http://127.0.0.1:8000", ["localhost"]),
+        ("http://127.0.0.1:8000", ["localhost:8000"]),
         ("not a url", ["api.example.com"]),
         ("", [""]),
+        # A host alone allows only its scheme's default port: not the database or Redis beside the API.
+        ("http://127.0.0.1:8000", ["127.0.0.1"]),
+        ("http://127.0.0.1:5432", ["127.0.0.1"]),
+        ("http://localhost:6379", ["localhost"]),
+        ("https://api.example.com:8443", ["api.example.com"]),
+        ("http://localhost", ["localhost:443"]),
+        # host:port allows that port only.
+        ("http://127.0.0.1:8000", ["127.0.0.1:8001"]),
+        ("https://api.example.com", ["api.example.com:8443"]),
+        ("https://api.example.com:8443", ["api.example.com:443"]),
+        # IPv6: bracketed, with or without a port; a bare address cannot say where its port starts.
+        ("http://[::1]:8000", ["[::1]"]),
+        ("http://[::1]:8000", ["[::1]:8001"]),
+        ("http://[::1]:8000", ["::1"]),
+        ("http://[::1]", ["::1"]),
+        ("http://[::1]:8000", ["[::2]:8000"]),
+        # Malformed entries allow nothing.
+        ("http://127.0.0.1:8000", ["127.0.0.1:"]),
+        ("http://127.0.0.1:8000", ["127.0.0.1:80000"]),
+        ("http://127.0.0.1:8000", ["127.0.0.1:+8000"]),
+        ("https://api.example.com", ["https://api.example.com"]),
+        ("https://api.example.com", ["api.example.com/v1"]),
     ],
 )
 def test_a_base_url_off_the_allow_list_is_refused(base_url: str, allowed: list[str]) -> None:
@@ -337,12 +361,45 @@ def test_a_base_url_off_the_allow_list_is_refused(base_url: str, allowed: list[s
     [
         ("https://API.Example.com/v1", ["api.example.COM"]),
         ("https://bücher.example", ["xn--bcher-kva.example"]),
-        ("http://[::1]:8000", ["::1"]),
-        ("http://LocalHost:8000", ["localhost"]),
+        ("https://xn--bcher-kva.example:8443", ["bücher.example:8443"]),
+        ("http://LocalHost:8000", ["localhost:8000"]),
+        # The default port is implied by a host alone, and may be written out either way.
+        ("https://api.example.com", ["api.example.com"]),
+        ("https://api.example.com:443/v1", ["api.example.com"]),
+        ("https://api.example.com", ["api.example.com:443"]),
+        ("http://localhost/api", ["localhost"]),
+        ("http://localhost:80", ["localhost:80"]),
+        ("https://api.example.com:8443", ["api.example.com:8443"]),
+        ("https://api.example.com:8443", ["other.example", "api.example.com:8443"]),
+        # IPv6, bracketed as in a URL.
+        ("http://[::1]:8000", ["[::1]:8000"]),
+        ("http://[::1]", ["[::1]"]),
+        ("http://[::1]:80", ["[0:0::1]"]),
+        ("https://[2001:db8::7]:8443", ["[2001:DB8::7]:8443"]),
     ],
 )
 def test_an_allowed_base_url_is_accepted(base_url: str, allowed: list[str]) -> None:
     make_client(base_url, allowed_hosts=allowed).close()
+
+
+def test_an_allowed_host_on_another_port_is_never_called(business: FakeBusiness) -> None:
+    # The company points its adapter at another port of an allowed host: refused before any connection.
+    with FakeBusiness(token=TOKEN) as other:
+        with pytest.raises(AdapterError) as raised:
+            make_client(other.base_url, allowed_hosts=["127.0.0.1", f"127.0.0.1:{business.port}"])
+        assert other.requests == []
+    assert (raised.value.code, raised.value.message) == (
+        "host_not_allowed",
+        f"127.0.0.1:{other.port} is not on the adapter's host allow-list",
+    )
+
+
+def test_host_and_port_on_the_list_is_called(business: FakeBusiness) -> None:
+    with make_client(business.base_url, allowed_hosts=[f"127.0.0.1:{business.port}"]) as http:
+        plans = HttpAdapter(breaker_key="t", client=http).plans_compare(customer="cust-1001")
+
+    assert plans.current.code == "basic-10"
+    assert sent(business) == [("GET", "/customers/cust-1001/plans")]
 
 
 def test_allowed_hosts_must_not_be_a_bare_string() -> None:
@@ -351,7 +408,9 @@ def test_allowed_hosts_must_not_be_a_bare_string() -> None:
 
 
 def test_the_allow_list_matches_hosts_case_insensitively_on_calls(business: FakeBusiness) -> None:
-    with make_client(f"http://LOCALHOST:{business.port}", allowed_hosts=["Localhost"]) as http:
+    with make_client(
+        f"http://LOCALHOST:{business.port}", allowed_hosts=[f"Localhost:{business.port}"]
+    ) as http:
         plans = HttpAdapter(breaker_key="t", client=http).plans_compare(customer="cust-1001")
 
     assert plans.current.code == "basic-10"
@@ -362,7 +421,9 @@ def test_a_redirect_is_not_followed_even_to_an_allowed_host(business: FakeBusine
         business.redirect_location = f"http://localhost:{other.port}/customers/cust-1001/plans"
         business.behaviour = "redirect"
         with (
-            make_client(business.base_url, allowed_hosts=["127.0.0.1", "localhost"]) as http,
+            make_client(
+                business.base_url, allowed_hosts=[f"127.0.0.1:{business.port}", f"localhost:{other.port}"]
+            ) as http,
             pytest.raises(AdapterError) as raised,
         ):
             HttpAdapter(breaker_key="t", client=http).plans_compare(customer="cust-1001")

@@ -78,8 +78,8 @@ def test_a_task_delivered_twice_changes_the_plan_once(
 def test_a_worker_killed_mid_call_leaves_one_side_effect_and_a_done_run(
     tenant_a: TenantStaff, propose: Propose, settings
 ) -> None:
-    settings.TOOLS_ALLOWED_HOSTS = ["127.0.0.1"]
     with FakeBusiness(token="s3cret") as business:
+        settings.TOOLS_ALLOWED_HOSTS = [business.host_port]
         business.script(["hang_after_effect"])  # the first plan change is applied, then the call hangs
         business.hang_seconds = 60
         tools_enable(
@@ -93,7 +93,7 @@ def test_a_worker_killed_mid_call_leaves_one_side_effect_and_a_done_run(
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "helpdesk.settings.test",
             "DATABASE_URL": harness_database_url(connection.settings_dict["NAME"]),
-            "TOOLS_ALLOWED_HOSTS": "127.0.0.1",
+            "TOOLS_ALLOWED_HOSTS": business.host_port,
         }
         worker = subprocess.Popen(
             [
