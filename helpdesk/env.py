@@ -152,6 +152,27 @@ def parse_database_url(url: str) -> dict[str, object]:
     }
 
 
+LOCKOUT_PARAMETERS = ("ip_address", "username", "user_agent")
+
+
+def lockout_parameters(items: list[str]) -> list[str | list[str]]:
+    """SIGNIN_LOCKOUT_PARAMETERS → django-axes' AXES_LOCKOUT_PARAMETERS. Each item is a counter of its own;
+    `username+ip_address` is one counter of that pair."""
+    counters: list[str | list[str]] = []
+    for item in items:
+        names = [name.strip() for name in item.split("+")]
+        unknown = [name for name in names if name not in LOCKOUT_PARAMETERS]
+        if unknown:
+            raise ConfigError(
+                f"SIGNIN_LOCKOUT_PARAMETERS has {unknown[0]!r}: use {', '.join(LOCKOUT_PARAMETERS)}, "
+                "comma-separated, joined with + to count a combination"
+            )
+        counters.append(names[0] if len(names) == 1 else names)
+    if not counters:
+        raise ConfigError("SIGNIN_LOCKOUT_PARAMETERS is empty: sign-in would never lock")
+    return counters
+
+
 def redis_server_url(url: str) -> str:
     """`redis://:pw@host:6379/5?x=y` → `redis://:pw@host:6379`: the server, without a database index."""
     parts = urlsplit(url)

@@ -3,9 +3,11 @@ policies (data/policies). Loading it twice changes nothing."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.accounts import services
@@ -18,11 +20,11 @@ from apps.knowledge.models import Document, VersionStatus
 from apps.telco.services import demo_telco_load
 from apps.tools import services as tools
 from apps.tools.models import AdapterKind, Approval, TenantTool
+from helpdesk.keys import read_secret, secret_file, write_secret
 
 DEMO_POLICIES = Path(__file__).resolve().parent / "data" / "policies"
 
 DEMO_SLUG = "nimbus"
-DEMO_PASSWORD = "helpdesk-demo"  # noqa: S105 - local demo only; production never runs the demo loader
 
 DEMO_STAFF = [
     ("nina", "Nina Admin", [Role.ADMIN]),
@@ -45,8 +47,29 @@ class DemoResult:
     documents_published: int
 
 
+def demo_password() -> str:
+    """The demo sign-ins' password: random, made once per install and kept in DEMO_PASSWORD_FILE (mode
+    0600). The demo includes a superuser, so its password is never a constant anyone could read."""
+    return secret_file(Path(settings.DEMO_PASSWORD_FILE), generate=_new_demo_password)
+
+
+def _new_demo_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
 def demo_load(*, origins: list[str]) -> DemoResult:
-    result = _demo_people_load(origins=origins)
+    password_file = Path(settings.DEMO_PASSWORD_FILE)
+    password = read_secret(password_file)
+    if password is None:
+        # A new install, or one whose logins were made before it had a password file (with the public
+        # password of earlier versions): they all take a new one. The file is written only after the
+        # logins have it, so after a failure or a kill the next load tries again, and the password it
+        # prints is always the real one.
+        password = _new_demo_password()
+        result = _demo_people_load(origins=origins, password=password, reset_passwords=True)
+        write_secret(password_file, password)
+    else:
+        result = _demo_people_load(origins=origins, password=password, reset_passwords=False)
     demo_tools_load(tenant=result.tenant)
     demo_handoff_load(tenant=result.tenant)
     published = demo_knowledge_load(tenant=result.tenant)
@@ -131,7 +154,7 @@ def demo_knowledge_load(*, tenant: Tenant) -> int:
 
 
 @transaction.atomic
-def _demo_people_load(*, origins: list[str]) -> DemoResult:
+def _demo_people_load(*, origins: list[str], password: str, reset_passwords: bool) -> DemoResult:
     tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
     created = tenant is None
     if tenant is None:
@@ -140,17 +163,20 @@ def _demo_people_load(*, origins: list[str]) -> DemoResult:
         for origin in origins:
             services.allowed_origin_add(tenant=tenant, origin=origin)
 
+    if reset_passwords:
+        usernames = ["operator", *(username for username, _, _ in DEMO_STAFF)]
+        for existing in User.objects.filter(username__in=usernames):
+            existing.set_password(password)
+            existing.save(update_fields=["password"])
     logins = []
     if not User.objects.filter(username="operator").exists():
-        User.objects.create_superuser(
-            username="operator", email="operator@example.com", password=DEMO_PASSWORD
-        )
+        User.objects.create_superuser(username="operator", email="operator@example.com", password=password)
     logins.append(("operator", "platform operator (Django admin)"))
     for username, full_name, roles in DEMO_STAFF:
         user = User.objects.filter(username=username).first() or services.user_create(
             username=username,
             email=f"{username}@nimbus.example",
-            password=DEMO_PASSWORD,
+            password=password,
             first_name=full_name,
         )
         for role in roles:

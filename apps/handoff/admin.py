@@ -44,7 +44,7 @@ class ReadOnly:
 
 def _pretty(value: Any) -> SafeString:
     return format_html(
-        '<pre style="white-space: pre-wrap; max-width: 60rem">{}</pre>',
+        '<pre class="helpdesk-json">{}</pre>',
         json.dumps(value or {}, indent=2, ensure_ascii=False, sort_keys=True, default=str),
     )
 
@@ -122,6 +122,9 @@ class HandoffAdmin(ReadOnly, admin.ModelAdmin[Handoff]):
         "case_file_ready_at",
         "case_file_shown",
     ]
+
+    class Media:
+        css = {"all": ["css/admin.css"]}
 
     @admin.display(description="What the customer was told")
     def availability_shown(self, obj: Handoff) -> SafeString:

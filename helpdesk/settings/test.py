@@ -1,7 +1,13 @@
 """The test suite. The harness (tests/harness.py) starts PostgreSQL+pgvector and Valkey and sets the URLs."""
 
+from helpdesk.keys import local_secret_key, secret_key_refuse_weak
 from helpdesk.settings.base import *  # noqa: F403
+from helpdesk.settings.base import ALLOWED_HOSTS, LOCAL, env
 
 DEBUG = False
+# The harness points HELPDESK_VAR_DIR at its own directory: each session has a key of its own, shared with
+# the Daphne and Celery processes tests start (sessions and sealed secrets made here open there).
+SECRET_KEY = env.optional("DJANGO_SECRET_KEY") or local_secret_key(LOCAL.var_dir)
+secret_key_refuse_weak(secret_key=SECRET_KEY, debug=DEBUG, allowed_hosts=ALLOWED_HOSTS)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": "10000/min", "anon": "10000/min"}}  # noqa: F405

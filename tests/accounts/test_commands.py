@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import stat
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.accounts import services
 from apps.accounts.models import AllowedOrigin, Contact, Membership, Tenant, User
-from apps.demo.services import DEMO_PASSWORD, DEMO_POLICIES
+from apps.demo.services import DEMO_POLICIES, demo_load, demo_password
 from apps.knowledge.models import Document
 
 pytestmark = pytest.mark.django_db
@@ -130,12 +132,12 @@ def test_tenant_create_requires_a_name() -> None:
 
 
 def test_demo_load_twice_is_idempotent() -> None:
-    first = json.loads(_run("demo_load", "--json", "--origin", "http://127.0.0.1:8000"))
+    first = json.loads(_run("demo_load", "--json", "--allow-non-debug", "--origin", "http://127.0.0.1:8000"))
     after_first = _counts()
     tenant = Tenant.objects.get(slug="nimbus")
     secret = tenant.identity_secret
 
-    second = json.loads(_run("demo_load", "--json", "--origin", "http://127.0.0.1:8000"))
+    second = json.loads(_run("demo_load", "--json", "--allow-non-debug", "--origin", "http://127.0.0.1:8000"))
 
     assert after_first == {"tenants": 1, "users": 5, "memberships": 4, "contacts": 3, "origins": 1}
     assert _counts() == after_first
@@ -153,7 +155,7 @@ def test_demo_load_twice_is_idempotent() -> None:
             "tenant": "nimbus",
             "created": result["created"],
             "widget_key": tenant.widget_key,
-            "password": DEMO_PASSWORD,
+            "password": demo_password(),
             "logins": logins,
             "documents_published": result["documents_published"],
         }
@@ -211,8 +213,8 @@ def test_demo_load_twice_is_idempotent() -> None:
 
 
 def test_demo_load_plain_output_says_what_happened() -> None:
-    first = _run("demo_load")
-    second = _run("demo_load")
+    first = _run("demo_load", "--allow-non-debug")
+    second = _run("demo_load", "--allow-non-debug")
 
     assert first.splitlines()[0] == "Loaded demo company Nimbus Telecom (nimbus)"
     assert second.splitlines()[0] == "Already loaded: demo company Nimbus Telecom (nimbus)"
@@ -228,13 +230,110 @@ def test_demo_load_plain_output_says_what_happened() -> None:
 
 
 def test_demo_load_again_with_a_new_origin_only_adds_it() -> None:
-    _run("demo_load", "--origin", "http://127.0.0.1:8000")
+    _run("demo_load", "--allow-non-debug", "--origin", "http://127.0.0.1:8000")
     before = _counts()
 
-    _run("demo_load", "--origin", "http://localhost:8000", "--origin", "http://127.0.0.1:8000/")
+    _run(
+        "demo_load",
+        "--allow-non-debug",
+        "--origin",
+        "http://localhost:8000",
+        "--origin",
+        "http://127.0.0.1:8000/",
+    )
 
     assert _counts() == {**before, "origins": 2}
     assert list(AllowedOrigin.objects.values_list("origin", flat=True)) == [
         "http://127.0.0.1:8000",
         "http://localhost:8000",
     ]
+
+
+DEMO_LOGINS = ["operator", "nina", "alice", "bob", "erin"]
+OLD_PUBLIC_PASSWORD = "helpdesk-demo"
+
+
+def test_demo_password_is_random_per_install_private_and_stable(settings, tmp_path) -> None:
+    settings.DEMO_PASSWORD_FILE = tmp_path / "var" / "demo_password"
+
+    first = json.loads(_run("demo_load", "--json", "--allow-non-debug"))
+    second = json.loads(_run("demo_load", "--json", "--allow-non-debug"))
+
+    password = first["password"]
+    assert password != OLD_PUBLIC_PASSWORD
+    assert len(password) >= 16
+    assert second["password"] == password
+    assert demo_password() == password
+    assert settings.DEMO_PASSWORD_FILE.read_text() == password
+    assert stat.S_IMODE(settings.DEMO_PASSWORD_FILE.stat().st_mode) == 0o600
+    for username in DEMO_LOGINS:
+        user = User.objects.get(username=username)
+        assert user.check_password(password)
+        assert not user.check_password(OLD_PUBLIC_PASSWORD)
+    plain = _run("demo_load", "--allow-non-debug")
+    assert plain.splitlines()[1].split() == [
+        "operator",
+        "/",
+        password,
+        "platform",
+        "operator",
+        "(Django",
+        "admin)",
+    ]
+    # Another install (another var directory) has a password of its own.
+    settings.DEMO_PASSWORD_FILE = tmp_path / "other-var" / "demo_password"
+    assert demo_password() not in {password, OLD_PUBLIC_PASSWORD}
+
+
+def test_an_install_loaded_with_the_old_public_password_gets_a_private_one(
+    settings, tmp_path, monkeypatch
+) -> None:
+    settings.DEMO_PASSWORD_FILE = tmp_path / "demo_password"
+    # The demo logins of an install loaded by an earlier version, with its public password.
+    User.objects.create_superuser(username="operator", email="op@example.com", password=OLD_PUBLIC_PASSWORD)
+    for username in DEMO_LOGINS[1:]:
+        services.user_create(username=username, email=f"{username}@example.com", password=OLD_PUBLIC_PASSWORD)
+
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    # A load that fails half-way keeps no password file: the next load resets the passwords again.
+    monkeypatch.setattr(services, "contact_upsert", broken)
+    with pytest.raises(RuntimeError):
+        demo_load(origins=[])
+    monkeypatch.undo()
+    assert not settings.DEMO_PASSWORD_FILE.exists()
+    assert User.objects.get(username="operator").check_password(OLD_PUBLIC_PASSWORD)
+
+    result = json.loads(_run("demo_load", "--json", "--allow-non-debug"))
+
+    assert result["password"] == settings.DEMO_PASSWORD_FILE.read_text()
+    for username in DEMO_LOGINS:
+        user = User.objects.get(username=username)
+        assert user.check_password(result["password"]), username
+        assert not user.check_password(OLD_PUBLIC_PASSWORD), username
+
+
+def test_demo_load_refuses_to_run_with_debug_off(settings, tmp_path) -> None:
+    settings.DEMO_PASSWORD_FILE = tmp_path / "demo_password"
+    assert settings.DEBUG is False
+
+    with pytest.raises(CommandError) as caught:
+        _run("demo_load", "--origin", "http://127.0.0.1:8000")
+
+    assert str(caught.value) == (
+        "Refusing to load the demo company with DEBUG off: it creates sign-ins, a superuser among them, "
+        "and prints their password; pass --allow-non-debug if you really want them on this server."
+    )
+    assert _counts() == {"tenants": 0, "users": 0, "memberships": 0, "contacts": 0, "origins": 0}
+    assert not settings.DEMO_PASSWORD_FILE.exists()
+
+
+def test_demo_load_runs_without_the_flag_when_debug_is_on(settings, tmp_path) -> None:
+    settings.DEMO_PASSWORD_FILE = tmp_path / "demo_password"
+    settings.DEBUG = True
+
+    first = _run("demo_load")
+
+    assert first.splitlines()[0] == "Loaded demo company Nimbus Telecom (nimbus)"
+    assert User.objects.get(username="operator").check_password(settings.DEMO_PASSWORD_FILE.read_text())

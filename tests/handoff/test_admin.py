@@ -92,7 +92,9 @@ def test_handoff_page_shows_the_case_file_read_only(operator_client, records):
     handoff = records["handoff"]
     html = operator_client.get(f"/admin/handoff/handoff/{handoff.pk}/change/").content.decode()
     assert "&quot;goal&quot;: &quot;Refund the &lt;double&gt; charge&quot;" in html
-    assert '<pre style="white-space: pre-wrap; max-width: 60rem">' in html
+    # Styled by the admin stylesheet the page links, not style="" (the Content-Security-Policy forbids it).
+    assert '<pre class="helpdesk-json">' in html
+    assert "/static/css/admin.css" in html
     assert 'name="case_file"' not in html  # no form field: nothing to change
     listing = operator_client.get("/admin/handoff/handoff/?status=resolved&reason=angry").content.decode()
     assert str(handoff.pk) in listing

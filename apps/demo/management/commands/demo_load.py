@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.demo.services import DEMO_PASSWORD, demo_load
+from apps.demo.services import demo_load, demo_password
 
 
 class Command(BaseCommand):
@@ -16,9 +17,21 @@ class Command(BaseCommand):
             "--origin", action="append", default=[], help="allowed widget origin (repeatable)"
         )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
+        parser.add_argument(
+            "--allow-non-debug",
+            action="store_true",
+            help="load the demo even with DEBUG off (the test suite; a demo server you really want)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["allow_non_debug"]:
+            raise CommandError(
+                "Refusing to load the demo company with DEBUG off: it creates sign-ins, a superuser among "
+                "them, and prints their password; pass --allow-non-debug if you really want them on this "
+                "server."
+            )
         result = demo_load(origins=options["origin"])
+        password = demo_password()
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -26,7 +39,7 @@ class Command(BaseCommand):
                         "tenant": result.tenant.slug,
                         "created": result.created,
                         "widget_key": result.tenant.widget_key,
-                        "password": DEMO_PASSWORD,
+                        "password": password,
                         "logins": [{"username": u, "roles": r} for u, r in result.logins],
                         "documents_published": result.documents_published,
                     }
@@ -36,4 +49,4 @@ class Command(BaseCommand):
         verb = "Loaded" if result.created else "Already loaded:"
         self.stdout.write(f"{verb} demo company {result.tenant.name} ({result.tenant.slug})")
         for username, roles in result.logins:
-            self.stdout.write(f"  {username:<10} / {DEMO_PASSWORD}   {roles}")
+            self.stdout.write(f"  {username:<10} / {password}   {roles}")
