@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from apps.accounts import services
 from apps.accounts.models import AllowedOrigin, Contact, Membership, Tenant, User
@@ -75,7 +77,19 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin[Contact]):
-    list_display = ["external_id", "name", "email", "tenant", "created_at"]
+    list_display = ["external_id", "name", "email", "tenant", "signed_out_at", "created_at"]
     list_filter = ["tenant"]
     search_fields = ["external_id", "name", "email"]
     autocomplete_fields = ["tenant"]
+    readonly_fields = ["signed_out_at"]
+    actions = ["sign_out_everywhere"]
+
+    @admin.action(description="Sign out of the chat widget everywhere")
+    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        for contact in queryset:
+            services.contact_sessions_revoke(contact=contact, proofs_too=True)
+        self.message_user(
+            request,
+            f"{queryset.count()} customer(s) signed out of the chat widget on every device; pages "
+            "that were open must sign them in again with a new identity.",
+        )

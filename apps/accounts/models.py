@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from apps.core.models import BaseModel
+from apps.core.sealing import seal, unseal
 
 
 def new_widget_key() -> str:
@@ -18,6 +19,10 @@ def new_widget_key() -> str:
 
 def new_identity_secret() -> str:
     return "ids_" + secrets.token_urlsafe(32)
+
+
+def new_sealed_identity_secret() -> str:
+    return seal(new_identity_secret())
 
 
 class User(AbstractUser):
@@ -32,8 +37,14 @@ class Tenant(BaseModel):
     name = models.CharField(max_length=200)
     # Public: goes in the company's <script> tag.
     widget_key = models.CharField(max_length=64, unique=True, default=new_widget_key, editable=False)
-    # Secret: the company signs its logged-in customers' ids with it (HMAC-SHA256).
-    identity_secret = models.CharField(max_length=128, default=new_identity_secret, editable=False)
+    # Secret: the company signs its logged-in customers' ids with it (HMAC-SHA256). Sealed at rest like
+    # the companies' API secrets (apps/core/sealing.py): read and set it through `identity_secret`.
+    identity_secret_sealed = models.CharField(
+        max_length=512, db_column="identity_secret", default=new_sealed_identity_secret, editable=False
+    )
+    # Part of every verified widget token; rotating the identity secret bumps it, so tokens verified under
+    # a secret that may have leaked stop working at once.
+    identity_epoch = models.PositiveIntegerField(default=1, editable=False)
     is_active = models.BooleanField(default=True)
     # The assistant abstains (and offers a person) when no passage is at least this similar to the
     # question; empty means the deployment's KB_ABSTAIN_SIMILARITY.
@@ -53,6 +64,15 @@ class Tenant(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+    @property
+    def identity_secret(self) -> str:
+        """The plain secret; raises `SealBroken` when no configured SECRET_KEY opens it."""
+        return unseal(self.identity_secret_sealed)
+
+    @identity_secret.setter
+    def identity_secret(self, value: str) -> None:
+        self.identity_secret_sealed = seal(value)
 
 
 class TenantScopedQuerySet(models.QuerySet[Any]):
@@ -121,6 +141,12 @@ class Contact(TenantScopedModel):
     # The company's segment for the customer ("premium", "business"...), set by its staff, never by the
     # widget: company rules route and prioritise handoffs by it.
     tier = models.CharField(max_length=32, blank=True)
+    # Part of every verified widget token of this customer; bumped when they sign out (or staff sign
+    # them out), so every copy of those tokens stops working at once.
+    session_epoch = models.PositiveIntegerField(default=1, editable=False)
+    # Set when the company (its server, or staff) signs the customer out everywhere: identity proofs issued
+    # before it no longer verify, so a page left open elsewhere cannot sign them back in.
+    signed_out_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["external_id"]

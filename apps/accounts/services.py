@@ -7,6 +7,8 @@ import re
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from apps.accounts.models import AllowedOrigin, Contact, Membership, Role, Tenant, User, new_identity_secret
 from apps.core.errors import BadRequest, Conflict
@@ -91,9 +93,12 @@ def tenant_update(*, tenant: Tenant, name: str) -> Tenant:
 
 
 def tenant_identity_secret_rotate(*, tenant: Tenant) -> Tenant:
-    """A new secret at once: customers signed with the old one are treated as anonymous from now on."""
+    """A new secret at once: customers signed with the old one are treated as anonymous from now on, and
+    every widget session verified before the rotation ends (the secret may have leaked)."""
     tenant.identity_secret = new_identity_secret()
-    tenant.save(update_fields=["identity_secret", "updated_at"])
+    tenant.identity_epoch = F("identity_epoch") + 1
+    tenant.save(update_fields=["identity_secret_sealed", "identity_epoch", "updated_at"])
+    tenant.refresh_from_db(fields=["identity_epoch"])
     return tenant
 
 
@@ -127,10 +132,26 @@ def membership_revoke(*, tenant: Tenant, user: User, role: str) -> int:
     return deleted
 
 
-def contact_upsert(*, tenant: Tenant, external_id: str, name: str = "", email: str = "") -> Contact:
-    contact, _ = Contact.objects.update_or_create(
-        tenant=tenant, external_id=external_id, defaults={"name": name, "email": email}
-    )
+def contact_upsert(
+    *, tenant: Tenant, external_id: str, name: str | None = None, email: str | None = None
+) -> Contact:
+    """The contact with the company's id; `name` and `email` are written only when given (None keeps what
+    is stored: only what the company signed may change where ticket replies go)."""
+    profile = {key: value for key, value in (("name", name), ("email", email)) if value is not None}
+    contact, _ = Contact.objects.update_or_create(tenant=tenant, external_id=external_id, defaults=profile)
+    return contact
+
+
+def contact_sessions_revoke(*, contact: Contact, proofs_too: bool = False) -> Contact:
+    """Ends every widget session verified for this customer, on every device: the next use of any such
+    token is refused, and the widget starts over (pages that still vouch for them sign them in again).
+    `proofs_too` (the company's server or staff signing them out everywhere) also refuses every identity
+    proof issued until now, so a page left open cannot sign them back in."""
+    changes: dict[str, object] = {"session_epoch": F("session_epoch") + 1}
+    if proofs_too:
+        changes["signed_out_at"] = timezone.now()
+    Contact.objects.filter(id=contact.id).update(**changes)
+    contact.refresh_from_db(fields=["session_epoch", "signed_out_at"])
     return contact
 
 

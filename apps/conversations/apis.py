@@ -15,19 +15,23 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role, Tenant
 from apps.accounts.selectors import access_tenant, origin_allowed_by_any_tenant, tenant_by_widget_key
-from apps.conversations import selectors, services
-from apps.conversations.identity import IdentityClaim, SessionClaims, session_token_read, session_token_tenant
+from apps.conversations import selectors, sessions
+from apps.conversations.identity import (
+    IdentityClaim,
+    SessionClaims,
+    SessionRevoked,
+    session_token_read,
+    session_token_tenant,
+)
+from apps.conversations.services import replies_sweep_stale
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_selectors import conversation_tool_runs
 from apps.conversations.widget import origin_allowed, rate_limits_for_session
+from apps.core.clientip import client_ip_from_request
 from apps.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from apps.core.ratelimit import rate_limit_check
 
 CORS_MAX_AGE = "600"
-
-
-def _client_ip(request: Request) -> str:
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
 
 
 class WidgetApi(APIView):
@@ -69,6 +73,8 @@ class WidgetApi(APIView):
         claims = session_token_read(token, tenant=tenant)
         if claims is None:
             raise Unauthorized("Your chat session has expired. Reload the page to start again.")
+        if not sessions.session_still_open(tenant=tenant, claims=claims):
+            raise SessionRevoked()
         return tenant, claims
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
@@ -101,7 +107,9 @@ class WidgetSessionApi(WidgetApi):
             raise NotFound("This chat widget is not configured.")
         self.allow_origin(tenant)
         # After the origin check, so the widget can read the 429 and tell the visitor when to retry.
-        async_to_sync(rate_limit_check)(rate_limits_for_session(ip=_client_ip(request)), what="sessions")
+        async_to_sync(rate_limit_check)(
+            rate_limits_for_session(ip=client_ip_from_request(request)), what="sessions"
+        )
         if not request.headers.get("Origin"):
             raise Forbidden("The widget must be loaded from a web page.")
         claim = None
@@ -111,12 +119,15 @@ class WidgetSessionApi(WidgetApi):
                 claim = IdentityClaim.model_validate(raw_identity)
             except ValueError:
                 raise BadRequest("identity needs external_id, issued_at and signature.") from None
-        session = services.widget_session_open(
+        session = sessions.widget_session_open(
             tenant=tenant, token=data.validated_data.get("token") or None, claim=claim
         )
-        identity: dict[str, str] = {"status": "verified" if session.claims.verified else "anonymous"}
+        identity: dict[str, Any] = {"status": "verified" if session.claims.verified else "anonymous"}
         if session.identity is not None and session.identity.status == "rejected":
             identity = {"status": "rejected", "reason": session.identity.reason}
+        if session.profile_ignored:
+            # The name and email were not covered by the signature: kept out of the customer's record.
+            identity["profile"] = "ignored_unsigned"
         contact = session.contact
         return Response(
             {
@@ -124,8 +135,12 @@ class WidgetSessionApi(WidgetApi):
                 "conversation_id": str(session.claims.conversation_id),
                 "visitor_id": str(session.claims.visitor_id),
                 "verified": session.claims.verified,
+                # When a verified session must be proved again (unix seconds); null for a guest.
+                "expires_at": session.claims.expires_at or None,
                 "contact": {"external_id": contact.external_id, "name": contact.name} if contact else None,
                 "identity": identity,
+                # Signing in closed this browser's guest chat: its messages stay out of the customer's record.
+                "notice": "guest_chat_closed" if session.guest_closed else None,
                 "tenant": {"name": tenant.name},
                 "websocket_path": f"/ws/widget/?key={tenant.widget_key}",
                 "limits": {"max_message_chars": settings.WIDGET_MAX_MESSAGE_CHARS},
@@ -147,9 +162,13 @@ class WidgetEventsApi(WidgetApi):
             raise BadRequest("after must be a whole number.") from None
         if after < 0:
             raise BadRequest("after must not be negative.")
-        services.replies_sweep_stale(conversation_id=claims.conversation_id)
-        events = selectors.events_rendered(tenant=tenant, conversation_id=claims.conversation_id, after=after)
-        snapshot = async_to_sync(stream_snapshot)(tenant_id=tenant.id, conversation_id=claims.conversation_id)
+        conversation = selectors.session_conversation(tenant=tenant, claims=claims)
+        events: list[dict[str, Any]] = []
+        snapshot = None
+        if conversation is not None:
+            replies_sweep_stale(conversation_id=conversation.id)
+            events = selectors.events_rendered(tenant=tenant, conversation_id=conversation.id, after=after)
+            snapshot = async_to_sync(stream_snapshot)(tenant_id=tenant.id, conversation_id=conversation.id)
         return Response(
             {
                 "events": events,
@@ -158,6 +177,62 @@ class WidgetEventsApi(WidgetApi):
                 "snapshot": snapshot,
             }
         )
+
+
+class WidgetSessionEndApi(WidgetApi):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        description=(
+            "Ends the visitor's session (`HelpdeskWidget.logout()` on the company's page): a verified "
+            "customer is signed out of the widget on every device; a guest's conversation is closed to its "
+            "token."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        tenant, claims = self.session()
+        sessions.widget_session_end(tenant=tenant, claims=claims)
+        return Response(status=204)
+
+
+class IdentitySignOutInput(serializers.Serializer[dict[str, Any]]):
+    widget_key = serializers.CharField(max_length=64)
+    external_id = serializers.CharField(max_length=128)
+    issued_at = serializers.IntegerField()
+    signature = serializers.CharField(max_length=256)
+
+
+class WidgetIdentitySignOutApi(WidgetApi):
+    @extend_schema(
+        request=IdentitySignOutInput,
+        responses={204: None},
+        description=(
+            "Called by the company's server (not the browser) when a customer signs out or must be signed "
+            "out: ends their widget sessions on every device and refuses identity proofs issued before now. "
+            '`signature = hex(HMAC-SHA256(identity_secret, f"revoke\\n{external_id}\\n{issued_at}"))`, '
+            "`issued_at` within 5 minutes of now (docs/architecture/realtime.md)."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = IdentitySignOutInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        async_to_sync(rate_limit_check)(
+            rate_limits_for_session(ip=client_ip_from_request(request)), what="requests"
+        )
+        tenant = tenant_by_widget_key(widget_key=data.validated_data["widget_key"])
+        if tenant is None:
+            raise NotFound("This chat widget is not configured.")
+        self.allow_origin(tenant)
+        try:
+            claim = IdentityClaim(
+                external_id=data.validated_data["external_id"],
+                issued_at=data.validated_data["issued_at"],
+                signature=data.validated_data["signature"],
+            )
+        except ValueError:
+            raise BadRequest("external_id must not contain control characters.") from None
+        sessions.identity_sign_out(tenant=tenant, claim=claim)
+        return Response(status=204)
 
 
 class WidgetPassageApi(WidgetApi):

@@ -64,6 +64,9 @@ class Conversation(TenantScopedModel):
     # Bumped by every customer message: an answer for an older turn has been superseded.
     turn = models.PositiveIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # When the widget session that holds this conversation was ended (the guest signed in as a customer):
+    # its token no longer opens it.
+    visitor_ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import Tenant
-from apps.conversations.identity import SessionClaims
+from apps.conversations.identity import SessionClaims, SessionRevoked
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.errors import Conflict, NotFound
 from apps.knowledge.models import Chunk
@@ -73,13 +73,26 @@ def events_after(*, tenant: Tenant, conversation_id: uuid.UUID, after: int) -> l
     )
 
 
-def session_conversation(*, tenant: Tenant, claims: SessionClaims) -> Conversation | None:
-    """The session's conversation if it exists yet (it is created by the first message)."""
+def session_opens(conversation: Conversation, claims: SessionClaims) -> bool:
+    """Whether a widget session may read and write this conversation: the same visitor and the same
+    contact (an anonymous token never opens a customer's conversation, nor a customer's token another's),
+    a widget conversation, and a visitor session that has not been ended."""
     return (
-        Conversation.objects.for_tenant(tenant)
-        .filter(id=claims.conversation_id, visitor_id=claims.visitor_id)
-        .first()
+        conversation.tenant_id == claims.tenant_id
+        and conversation.visitor_id == claims.visitor_id
+        and conversation.contact_id == claims.contact_id
+        and conversation.channel == Conversation.Channel.WIDGET
+        and conversation.visitor_ended_at is None
     )
+
+
+def session_conversation(*, tenant: Tenant, claims: SessionClaims) -> Conversation | None:
+    """The session's conversation if it exists yet (it is created by the first message). A conversation
+    the session no longer opens raises `SessionRevoked` (HTTP 401, websocket 4401)."""
+    conversation = Conversation.objects.for_tenant(tenant).filter(id=claims.conversation_id).first()
+    if conversation is not None and not session_opens(conversation, claims):
+        raise SessionRevoked()
+    return conversation
 
 
 def streaming_reply(*, conversation_id: uuid.UUID) -> Message | None:

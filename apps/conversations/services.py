@@ -21,18 +21,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Contact, Tenant
-from apps.accounts.services import contact_upsert
 from apps.audit import metrics
 from apps.conversations import hooks
 from apps.conversations.events import event_append
-from apps.conversations.identity import (
-    IdentityCheck,
-    IdentityClaim,
-    SessionClaims,
-    identity_check,
-    session_token_read,
-    session_token_sign,
-)
+from apps.conversations.identity import SessionClaims, SessionRevoked
 from apps.conversations.models import (
     AssistantTrace,
     Conversation,
@@ -42,8 +34,13 @@ from apps.conversations.models import (
     Message,
 )
 from apps.conversations.ownership import HandoffTrigger, transition_locked
-from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound
-from apps.core.realtime import staff_publish
+from apps.conversations.selectors import session_conversation, session_opens
+
+# Opening a widget session lives with the rest of the session rules; callers reach it from here too.
+from apps.conversations.sessions import WidgetSession as WidgetSession
+from apps.conversations.sessions import widget_session_open as widget_session_open
+from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound, RateLimited
+from apps.core.realtime import StaffStream, staff_publish
 from apps.core.redis import state_key, state_redis
 from apps.guardrails.pii import PIIFinding, RedactedText, pii_redact, pii_redact_with_findings
 
@@ -52,75 +49,7 @@ logger = logging.getLogger(__name__)
 FINISHED = (Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.FAILED)
 
 
-# ---- sessions --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WidgetSession:
-    token: str
-    claims: SessionClaims
-    identity: IdentityCheck | None
-    contact: Contact | None
-
-
-def widget_session_open(*, tenant: Tenant, token: str | None, claim: IdentityClaim | None) -> WidgetSession:
-    """The visitor's session: continues a valid token, or starts anew; binds a verified customer only on a
-    valid identity signature (docs/architecture/realtime.md, "Sessions and identity")."""
-    claims = session_token_read(token, tenant=tenant) if token else None
-    if claims is not None:
-        existing = Conversation.objects.for_tenant(tenant).filter(id=claims.conversation_id).first()
-        if existing is not None and existing.visitor_id != claims.visitor_id:
-            claims = None
-    check: IdentityCheck | None = None
-    contact: Contact | None = None
-    if claim is not None:
-        check = identity_check(tenant=tenant, claim=claim)
-    if check is not None and check.status == "verified":
-        assert claim is not None
-        contact = contact_upsert(
-            tenant=tenant, external_id=claim.external_id, name=claim.name, email=claim.email
-        )
-        claims = _session_for_contact(tenant=tenant, claims=claims, contact=contact)
-    elif claims is not None and claims.verified:
-        # A verified session continues only while the company keeps vouching for it: without a valid
-        # identity (a logout, another person at the same browser, a forged signature) it starts over.
-        claims = None
-    if claims is None:
-        claims = SessionClaims(
-            tenant_id=tenant.id, visitor_id=uuid.uuid4(), conversation_id=uuid.uuid4(), contact_id=None
-        )
-    return WidgetSession(token=session_token_sign(claims), claims=claims, identity=check, contact=contact)
-
-
-def _session_for_contact(*, tenant: Tenant, claims: SessionClaims | None, contact: Contact) -> SessionClaims:
-    if claims is not None and claims.contact_id == contact.id:
-        return claims
-    if claims is not None and claims.contact_id is None:
-        # An anonymous visitor logged in: their conversation so far becomes the customer's.
-        with transaction.atomic():
-            conversation = (
-                Conversation.objects.for_tenant(tenant)
-                .select_for_update()
-                .filter(id=claims.conversation_id, contact__isnull=True)
-                .first()
-            )
-            if conversation is not None:
-                conversation.contact = contact
-                conversation.save(update_fields=["contact", "updated_at"])
-                return SessionClaims(tenant.id, claims.visitor_id, claims.conversation_id, contact.id)
-            if not Conversation.objects.filter(id=claims.conversation_id).exists():
-                return SessionClaims(tenant.id, claims.visitor_id, claims.conversation_id, contact.id)
-    # Another customer's session, or none: the customer's own latest open conversation, or a new one.
-    latest = (
-        Conversation.objects.for_tenant(tenant)
-        .filter(contact=contact, channel=Conversation.Channel.WIDGET)
-        .exclude(status=Conversation.Status.RESOLVED)
-        .order_by("-created_at")
-        .first()
-    )
-    if latest is not None:
-        return SessionClaims(tenant.id, latest.visitor_id, latest.id, contact.id)
-    return SessionClaims(tenant.id, uuid.uuid4(), uuid.uuid4(), contact.id)
+# ---- conversations of sessions -----------------------------------------------------------------------------
 
 
 def conversation_start(
@@ -129,8 +58,10 @@ def conversation_start(
     return Conversation.objects.create(tenant=tenant, contact=contact, channel=channel)
 
 
-def _conversation_lock(*, tenant: Tenant, claims: SessionClaims) -> Conversation:
-    """The session's conversation, locked for numbering; created on the first message of a session."""
+def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bool = True) -> Conversation:
+    """The session's conversation, locked for numbering; created on the first message of a session.
+    `from_widget=False` is for paths the server authenticated itself (the command line, an email reply
+    matched by its reply token), whose claims are the conversation's own."""
     conversation = (
         Conversation.objects.for_tenant(tenant).select_for_update().filter(id=claims.conversation_id).first()
     )
@@ -152,8 +83,11 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims) -> Conversation
             .filter(id=claims.conversation_id)
             .first()
         )
-    if conversation is None or conversation.visitor_id != claims.visitor_id:
+    if conversation is None:
         raise NotFound("This conversation no longer exists. Reload the page to start a new one.")
+    if from_widget and not session_opens(conversation, claims):
+        # Another visitor's or customer's conversation, or a guest session ended by a sign-in.
+        raise SessionRevoked()
     return conversation
 
 
@@ -197,18 +131,23 @@ def message_receive(
     text: str | None = None,
     prepared: PreparedText | None = None,
     via: str = Message.Via.CHAT,
+    from_widget: bool = True,
 ) -> Receipt:
     """Stores a customer's message once (idempotent on client_msg_id) and starts a new turn. Give `text`,
     or `prepared` from `message_prepare`."""
     if prepared is None:
-        duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
+        duplicate = _receipt_existing(
+            tenant=tenant, claims=claims, client_msg_id=client_msg_id, from_widget=from_widget
+        )
         if duplicate is not None:
             return duplicate
         prepared = message_prepare(text=text or "")
     body, redacted, findings = prepared.body, prepared.redacted, prepared.findings
     with transaction.atomic():
-        conversation = _conversation_lock(tenant=tenant, claims=claims)
-        duplicate = _receipt_existing(tenant=tenant, claims=claims, client_msg_id=client_msg_id)
+        conversation = _conversation_lock(tenant=tenant, claims=claims, from_widget=from_widget)
+        duplicate = _receipt_existing(
+            tenant=tenant, claims=claims, client_msg_id=client_msg_id, from_widget=from_widget
+        )
         if duplicate is not None:
             return duplicate
         if conversation.status == Conversation.Status.RESOLVED:
@@ -245,10 +184,12 @@ def _staff_activity(conversation: Conversation, event: ConversationEvent) -> Non
         "agent_id": conversation.agent_id,
     }
     tenant_id = conversation.tenant_id
-    transaction.on_commit(lambda: staff_publish(tenant_id, payload))
+    transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
 
 
-def _receipt_existing(*, tenant: Tenant, claims: SessionClaims, client_msg_id: str) -> Receipt | None:
+def _receipt_existing(
+    *, tenant: Tenant, claims: SessionClaims, client_msg_id: str, from_widget: bool = True
+) -> Receipt | None:
     message = (
         Message.objects.filter(
             tenant=tenant, conversation_id=claims.conversation_id, client_msg_id=client_msg_id
@@ -258,8 +199,8 @@ def _receipt_existing(*, tenant: Tenant, claims: SessionClaims, client_msg_id: s
     )
     if message is None:
         return None
-    if message.conversation.visitor_id != claims.visitor_id:
-        raise NotFound()
+    if from_widget and not session_opens(message.conversation, claims):
+        raise SessionRevoked()
     event = ConversationEvent.objects.filter(conversation_id=message.conversation_id, message=message).first()
     # A re-sent message starts nothing: no answer is scheduled for it again.
     return Receipt(message=message, seq=event.seq if event else 0, created=False, owner="")
@@ -278,7 +219,9 @@ def cli_message_receive(*, conversation: Conversation, client_msg_id: str, text:
     claims = SessionClaims(
         conversation.tenant_id, conversation.visitor_id, conversation.id, conversation.contact_id
     )
-    return message_receive(tenant=conversation.tenant, claims=claims, client_msg_id=client_msg_id, text=text)
+    return message_receive(
+        tenant=conversation.tenant, claims=claims, client_msg_id=client_msg_id, text=text, from_widget=False
+    )
 
 
 def email_receive(*, conversation_id: uuid.UUID, text: str, email_id: str) -> Receipt:
@@ -292,7 +235,12 @@ def email_receive(*, conversation_id: uuid.UUID, text: str, email_id: str) -> Re
     key = "email:" + hashlib.sha256(email_id.encode("utf-8", "replace")).hexdigest()[:40]
     text = text[: settings.WIDGET_MAX_MESSAGE_CHARS]
     return message_receive(
-        tenant=conversation.tenant, claims=claims, client_msg_id=key, text=text, via=Message.Via.EMAIL
+        tenant=conversation.tenant,
+        claims=claims,
+        client_msg_id=key,
+        text=text,
+        via=Message.Via.EMAIL,
+        from_widget=False,
     )
 
 
@@ -309,9 +257,33 @@ def handoff_request(
         conversation = _conversation_lock(tenant=tenant, claims=claims)
         if conversation.status in (Conversation.Status.WAITING, Conversation.Status.HUMAN):
             return None
+        _handoff_requests_bound(conversation)
         return transition_locked(
             conversation, to=Conversation.Status.WAITING, event="handoff.requested", trigger=trigger
         ).event
+
+
+def _handoff_requests_bound(conversation: Conversation) -> None:
+    """Each handoff queues a case file and tells every agent: a customer asking and cancelling in a loop
+    gets WIDGET_HANDOFFS_PER_WINDOW of them per window, then a `rate_limited` with when to ask again."""
+    window = datetime.timedelta(seconds=settings.WIDGET_HANDOFF_WINDOW_SECONDS)
+    since = timezone.now() - window
+    recent = list(
+        ConversationEvent.objects.filter(
+            conversation=conversation, type="handoff.requested", created_at__gte=since
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[: settings.WIDGET_HANDOFFS_PER_WINDOW]
+    )
+    if len(recent) < settings.WIDGET_HANDOFFS_PER_WINDOW:
+        return
+    wait = max(1, int((recent[-1] + window - timezone.now()).total_seconds()) + 1)
+    minutes = max(1, round(wait / 60))
+    raise RateLimited(
+        f"You've asked for a person {len(recent)} times in a few minutes, so we can't ask again just yet. "
+        f"Please try again in about {minutes} minute{'s' if minutes != 1 else ''}, or keep writing here.",
+        retry_after=wait,
+    )
 
 
 def handoff_cancel(*, tenant: Tenant, claims: SessionClaims) -> ConversationEvent | None:
@@ -351,13 +323,39 @@ def email_masked(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+def rating_check(*, tenant: Tenant, claims: SessionClaims) -> None:
+    """Raises unless the session's conversation can be rated now: resolved, and its episode not rated yet.
+    A cheap read before any work on the comment (re-checked under the lock when it is stored)."""
+    conversation = session_conversation(tenant=tenant, claims=claims)
+    if conversation is None or conversation.status != Conversation.Status.RESOLVED:
+        raise Conflict("You can rate the conversation once it is resolved.")
+    if ConversationRating.objects.filter(conversation=conversation, episode=conversation.episode).exists():
+        raise Conflict("You've rated this conversation already. Thank you!")
+
+
+def rating_comment_redact(*, comment: str) -> str:
+    """The comment as stored: trimmed, bounded and redacted (pure CPU: callers in the event loop run it in
+    a worker thread of its own)."""
+    text = comment.strip()[:2000]
+    return str(pii_redact(text)) if text else ""
+
+
 def rating_record(
-    *, tenant: Tenant, claims: SessionClaims, score: int, comment: str = ""
+    *,
+    tenant: Tenant,
+    claims: SessionClaims,
+    score: int,
+    comment: str = "",
+    redacted_comment: str | None = None,
 ) -> ConversationRating:
-    """The customer rates the episode just resolved, once (a second rating of it is a Conflict)."""
+    """The customer rates the episode just resolved, once (a second rating of it is a Conflict). Give
+    `comment`, or `redacted_comment` from `rating_comment_redact`."""
     if not 1 <= score <= 5:
         raise BadRequest("Ratings go from 1 to 5.")
-    redacted = pii_redact(comment.strip()[:2000]) if comment.strip() else ""
+    if redacted_comment is None:
+        rating_check(tenant=tenant, claims=claims)
+        redacted_comment = rating_comment_redact(comment=comment)
+    redacted = redacted_comment
     with transaction.atomic():
         conversation = _conversation_lock(tenant=tenant, claims=claims)
         if conversation.status != Conversation.Status.RESOLVED:
@@ -378,7 +376,7 @@ def rating_record(
                     conversation=conversation,
                     episode=conversation.episode,
                     score=score,
-                    comment=str(redacted),
+                    comment=redacted,
                     agent_id=resolver,
                 )
         except IntegrityError:

@@ -7,6 +7,12 @@ staff = "api/v1/tenants/<slug:slug>"
 
 urlpatterns = [
     path(f"{widget}/session", apis.WidgetSessionApi.as_view(), name="widget-session"),
+    path(f"{widget}/session/end", apis.WidgetSessionEndApi.as_view(), name="widget-session-end"),
+    path(
+        f"{widget}/identity/sign-out",
+        apis.WidgetIdentitySignOutApi.as_view(),
+        name="widget-identity-sign-out",
+    ),
     path(f"{widget}/events", apis.WidgetEventsApi.as_view(), name="widget-events"),
     path(f"{widget}/passages/<str:chunk_id>", apis.WidgetPassageApi.as_view(), name="widget-passage"),
     path(f"{staff}/conversations/", apis.ConversationListApi.as_view(), name="api-conversations"),

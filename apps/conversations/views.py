@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.accounts.selectors import tenant_by_slug
-from apps.conversations.identity import identity_signature
+from apps.conversations.identity import identity_profile_signature
 from apps.core.errors import NotFound
 from apps.telco.demo_data import DEMO_ACCOUNTS
 
@@ -49,13 +49,15 @@ def demo_host(request: HttpRequest) -> HttpResponse:
     # only the demo's own customers, and only on a development install.
     if settings.DEBUG and customer in dict(customers):
         issued_at = int(time.time())
+        name = dict(customers)[customer]
         identity = {
             "external_id": customer,
             "issued_at": issued_at,
-            "signature": identity_signature(
-                secret=tenant.identity_secret, external_id=customer, issued_at=issued_at
+            # Signed with the name, so the desk stores it (an unsigned name would be ignored).
+            "signature": identity_profile_signature(
+                secret=tenant.identity_secret, external_id=customer, issued_at=issued_at, email="", name=name
             ),
-            "name": dict(customers)[customer],
+            "name": name,
         }
     return render(
         request,

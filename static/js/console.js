@@ -78,6 +78,7 @@
     "handoff.status": true,
     "handoff.ticket": true,
     "tool.run": true,
+    "session.ended": true,
   };
 
   function $(selector, scope) {
@@ -714,6 +715,10 @@
         return "Ticket #" + data.ticket + ": replies also go to " + (data.email || "the customer") + " by email.";
       case "csat.recorded":
         return "The customer rated the conversation " + data.score + " of 5.";
+      case "session.ended":
+        return data.why === "signed_in"
+          ? "The visitor signed in as a customer: this guest chat is closed to them, and nothing in it joins their account."
+          : "The visitor ended the chat on the website: this guest chat is closed to them.";
       default:
         return null;
     }

@@ -71,6 +71,13 @@
       1008: "The connection was closed because something we received wasn't allowed. Reconnecting…",
       1009: "That message was too large to send. Please shorten it.",
       1011: "Something went wrong on our side. Reconnecting…",
+      4429: "Too many chat connections from your network just now. We'll reconnect shortly.",
+    },
+    notices: {
+      // Signing in never carries a guest chat into the customer's account (whoever typed it on this
+      // browser is not known to be them): the customer is told, so nothing seems lost.
+      guest_chat_closed:
+        "You're signed in. Messages you wrote before signing in aren't part of your account's chat, so please ask again here if you still need help.",
     },
     status: {
       connecting: "Connecting…",
@@ -292,11 +299,14 @@
   // ---------------------------------------------------------------- session
 
   var session = null; // the last answer of POST /session
+  var loggedOut = false; // HelpdeskWidget.logout(): the page's identity attributes no longer count
+  var pendingNotice = ""; // a notice for the customer, shown once the conversation is on screen
   var hadToken = false; // this browser chatted before: its conversation may be under way
   var sessionAttempts = 0;
   var lastResession = 0;
 
   function identityFromScript() {
+    if (loggedOut) return null;
     var externalId = SCRIPT.getAttribute("data-external-id");
     var issuedAt = SCRIPT.getAttribute("data-issued-at");
     var signature = SCRIPT.getAttribute("data-signature");
@@ -382,7 +392,44 @@
     if (body.identity && body.identity.status === "rejected") {
       warn("the customer identity was rejected (" + (body.identity.reason || "no reason") + "); chatting anonymously.");
     }
+    if (body.identity && body.identity.profile === "ignored_unsigned") {
+      warn("the customer's name and email were not signed, so the desk ignored them (sign them with the id).");
+    }
     if (previous && previous.conversation_id !== body.conversation_id) resetConversation();
+    if (body.notice && TEXT.notices[body.notice]) pendingNotice = TEXT.notices[body.notice];
+    showPendingNotice();
+  }
+
+  function showPendingNotice() {
+    if (!pendingNotice || !ui) return;
+    showSystem(pendingNotice);
+    pendingNotice = "";
+  }
+
+  function logout() {
+    // The company's page signed the customer out: end the session on the desk (on every device, for a
+    // customer) and go on as a new guest. The page's identity attributes are ignored from now on.
+    loggedOut = true;
+    var ending = session
+      ? request(api("api/widget/v1/session/end"), {
+          method: "POST",
+          headers: { Authorization: "Bearer " + session.token, Accept: "application/json" },
+        }).catch(function () {})
+      : Promise.resolve();
+    return ending.then(function () {
+      writeStore("localStorage", TOKEN_KEY, null);
+      if (socket) {
+        var ws = socket;
+        socket = null;
+        try { ws.close(); } catch (e) { /* already closing */ }
+      }
+      return startSession(null).then(function (answer) {
+        if (answer.ok && answer.body && answer.body.token) {
+          adoptSession(answer.body);
+          if (ui) scheduleReconnect(0);
+        }
+      });
+    });
   }
 
   function resession() {
@@ -394,7 +441,11 @@
       return;
     }
     lastResession = now;
-    startSession(readStore("localStorage", TOKEN_KEY)).then(
+    // A tab with the page's identity continues the customer's conversation the other tabs share; a tab
+    // without one uses only its own token: a customer's token another tab stored is not its to present
+    // (that would read as a sign-out, and end the customer's session).
+    var token = identityFromScript() ? readStore("localStorage", TOKEN_KEY) : session && session.token;
+    startSession(token).then(
       function (answer) {
         if (answer.ok && answer.body && answer.body.token) {
           var before = session && session.conversation_id;
@@ -724,7 +775,8 @@
       if (event.target === passage) closePassage();
     });
 
-    window.HelpdeskWidget = Object.freeze({ open: openPanel, close: closePanel });
+    window.HelpdeskWidget = Object.freeze({ open: openPanel, close: closePanel, logout: logout });
+    showPendingNotice();
 
     restoreOutbox();
     if (readStore("sessionStorage", OPEN_KEY) === "1") openPanel({ focus: false });
@@ -2070,6 +2122,12 @@
     }
     if (code === 4000) {
       scheduleReconnect(0); // our own resync
+      return;
+    }
+    if (code === 4429) {
+      // Too many sockets from this network, or frames past the budget: wait well past the window.
+      setStatus(TEXT.closes[4429]);
+      scheduleReconnect(Math.max(30000, backoff(attempts + 1)));
       return;
     }
     scheduleReconnect();

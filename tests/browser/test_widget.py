@@ -16,8 +16,8 @@ import pytest
 from django.template.loader import render_to_string
 from playwright.sync_api import Page, expect
 
-from apps.accounts.models import Tenant
-from apps.conversations.identity import identity_signature
+from apps.accounts.models import Contact, Tenant
+from apps.conversations.identity import identity_profile_signature, identity_signature
 from apps.conversations.models import Conversation, Message
 from apps.knowledge import ingestion
 from apps.knowledge import services as knowledge
@@ -67,6 +67,7 @@ CLOSE_SENTENCES = {
     1009: "That message was too large to send. Please shorten it.",
     4401: "Your chat session has expired. We're starting a new one.",
     4403: "Chat isn't available on this website.",
+    4429: "Too many chat connections from your network just now. We'll reconnect shortly.",
 }
 
 # Records every state of the widget's replies and of its connection line, so a test can tell streaming
@@ -415,6 +416,28 @@ def test_every_error_code_and_close_code_has_a_sentence(page, asgi_server, host_
     assert len(routes) == 5  # forbidden is final: no reconnect
 
 
+def test_too_many_connections_is_said_and_the_widget_waits_before_reconnecting(
+    page, asgi_server, host_site, company
+):
+    routes = []
+
+    def forward(ws):
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws/widget/"), forward)
+    page.goto(embed(host_site, src=f"{asgi_server}/widget.js", key=company.widget_key))
+    open_widget(page)
+    status = shadow(page, ".status")
+    expect(status).to_have_text("", timeout=30_000)
+    routes[-1].close(code=4429, reason="scripted")
+    expect(status).to_have_text(CLOSE_SENTENCES[4429])
+    # It waits at least 30 s: reconnecting at once would only be refused again.
+    page.wait_for_timeout(3000)
+    assert len(routes) == 1
+    expect(status).to_have_text(CLOSE_SENTENCES[4429])
+
+
 def test_keyboard_only_on_a_narrow_screen(page, asgi_server, host_site, company, llm):
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto(embed(host_site, src=f"{asgi_server}/widget.js", key=company.widget_key))
@@ -563,3 +586,58 @@ def test_a_customer_the_company_vouches_for_is_verified(page, asgi_server, host_
     assert conversation.contact is not None
     assert conversation.contact.external_id == "cust-42"
     settle(page)
+
+
+def test_signing_in_opens_the_customers_own_chat_says_why_and_logout_ends_it(
+    page, asgi_server, host_site, company
+):
+    guest_page = host_site.serve(
+        "<!doctype html><html lang=en><title>Shop</title><h1>Shop</h1>"
+        f'<script src="{asgi_server}/widget.js" data-widget-key="{company.widget_key}" async></script>'
+    )
+    page.goto(guest_page)
+    open_widget(page)
+    ask(page, "Question typed before signing in")
+    expect(shadow(page, ".msg.customer")).to_have_attribute("data-state", "sent", timeout=30_000)
+    settle(page)
+
+    issued_at = int(time.time())
+    signature = identity_profile_signature(
+        secret=company.identity_secret,
+        external_id="cust-77",
+        issued_at=issued_at,
+        email="",
+        name="Maria Lopez",
+    )
+    account_page = host_site.serve(
+        "<!doctype html><html lang=en><title>Account</title><h1>Your account</h1>"
+        f'<script src="{asgi_server}/widget.js" data-widget-key="{company.widget_key}" '
+        f'data-external-id="cust-77" data-issued-at="{issued_at}" data-signature="{signature}" '
+        'data-name="Maria Lopez" async></script>'
+    )
+    page.goto(account_page)
+    # The panel was open when she left the page, so it opens again by itself.
+    expect(page.get_by_role("dialog", name="Chat with Acme Mobile")).to_be_visible(timeout=30_000)
+    notice = shadow(page, "p.system").filter(has_text="You're signed in.")
+    expect(notice).to_be_visible(timeout=30_000)
+    expect(shadow(page, ".msg.customer")).to_have_count(0)
+    ask(page, "Now as Maria")
+    expect(shadow(page, ".msg.customer")).to_have_attribute("data-state", "sent", timeout=30_000)
+    settle(page)
+    mine = Conversation.objects.get(tenant=company, contact__external_id="cust-77")
+    guest = Conversation.objects.get(tenant=company, contact__isnull=True)
+    assert list(mine.messages.filter(role="customer").values_list("text", flat=True)) == ["Now as Maria"]
+    assert guest.visitor_ended_at is not None
+
+    # The company's page signs her out: the widget ends her session and goes on as a new guest.
+    epoch = Contact.objects.get(tenant=company, external_id="cust-77").session_epoch
+    page.evaluate("window.HelpdeskWidget.logout()")
+    expect(shadow(page, ".msg.customer")).to_have_count(0, timeout=30_000)
+    assert Contact.objects.get(tenant=company, external_id="cust-77").session_epoch == epoch + 1
+    ask(page, "A guest again")
+    expect(shadow(page, ".msg.customer")).to_have_attribute("data-state", "sent", timeout=30_000)
+    settle(page)
+    latest = Conversation.objects.filter(tenant=company).order_by("-created_at").first()
+    assert latest is not None
+    assert latest.contact_id is None
+    assert latest.id not in (mine.id, guest.id)

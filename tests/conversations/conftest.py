@@ -113,6 +113,18 @@ class Widget:
             if predicate(frame):
                 return frame
 
+    async def closed(self, timeout: float = 10) -> int:
+        """The close code the server sends next; frames before it are kept in `received`."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            output = await self.ws.receive_output(timeout=max(0.1, deadline - loop.time()))
+            if output["type"] == "websocket.close":
+                return int(output["code"])
+            self.received.append(json.loads(output["text"]))
+
     async def close(self) -> None:
         await self.ws.disconnect()
 

@@ -12,7 +12,7 @@ from django.test import Client
 from apps.accounts import services as accounts
 from apps.accounts.models import Contact
 from apps.conversations import services
-from apps.conversations.identity import identity_signature, session_token_read
+from apps.conversations.identity import identity_profile_signature, session_token_read
 from apps.conversations.models import Conversation, Message
 from tests.conversations.conftest import ORIGIN
 
@@ -29,9 +29,14 @@ def _post(body: dict[str, Any], origin: str | None = ORIGIN) -> Any:
 def _identity(
     tenant: Any, external_id: str, *, issued_at: int | None = None, secret: str | None = None
 ) -> dict:
+    """A company's proof for a customer, vouching for her name too."""
     issued = int(time.time()) if issued_at is None else issued_at
-    signature = identity_signature(
-        secret=secret or tenant.identity_secret, external_id=external_id, issued_at=issued
+    signature = identity_profile_signature(
+        secret=secret or tenant.identity_secret,
+        external_id=external_id,
+        issued_at=issued,
+        email="",
+        name="Maria",
     )
     return {"external_id": external_id, "issued_at": issued, "signature": signature, "name": "Maria"}
 
@@ -108,7 +113,7 @@ def test_an_expired_token_starts_a_new_session(kb_tenant, settings):
     assert session_token_read(first["token"], tenant=kb_tenant) is None
 
 
-def test_a_valid_signature_verifies_the_customer_and_adopts_their_anonymous_conversation(kb_tenant):
+def test_a_valid_signature_verifies_the_customer_in_a_conversation_of_her_own(kb_tenant):
     anonymous = _post({"widget_key": kb_tenant.widget_key}).json()
     asked = _say(kb_tenant, anonymous["token"], "Is roaming free?")
     verified = _post(
@@ -121,10 +126,11 @@ def test_a_valid_signature_verifies_the_customer_and_adopts_their_anonymous_conv
     assert verified["verified"] is True
     assert verified["identity"] == {"status": "verified"}
     assert verified["contact"] == {"external_id": "c-1", "name": "Maria"}
-    assert verified["conversation_id"] == anonymous["conversation_id"]
-    conversation = Conversation.objects.get(id=asked.conversation_id)
-    assert conversation.contact is not None
-    assert conversation.contact.external_id == "c-1"
+    # Whoever typed as a guest on this browser is not known to be her: their words stay out of her record.
+    assert verified["conversation_id"] != anonymous["conversation_id"]
+    guest = Conversation.objects.get(id=asked.conversation_id)
+    assert guest.contact is None
+    assert guest.visitor_ended_at is not None
     # Later page loads keep the verified session while the company keeps vouching.
     later = _post(
         {
