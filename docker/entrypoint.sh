@@ -23,7 +23,9 @@ case "$1" in
         echo "[entrypoint] applying migrations" >&2
         python /app/manage.py migrate --noinput
         echo "[entrypoint] starting Daphne on 0.0.0.0:8000" >&2
-        exec daphne -b 0.0.0.0 -p 8000 --proxy-headers "$@" helpdesk.asgi:application
+        # No --proxy-headers: Daphne would trust the left-most X-Forwarded-For entry, which clients write;
+        # the app takes the client address from TRUSTED_PROXY_HOPS instead (apps/core/clientip.py).
+        exec daphne -b 0.0.0.0 -p 8000 "$@" helpdesk.asgi:application
         ;;
     worker)
         shift

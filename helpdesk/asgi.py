@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from apps.core.clientip import ClientAddressMiddleware  # noqa: E402
 from apps.guardrails.pii import pii_warm_up  # noqa: E402
 from apps.llm.embeddings import warm_up as warm_up_embeddings  # noqa: E402
 from helpdesk.routing import websocket_urlpatterns  # noqa: E402
@@ -23,9 +24,12 @@ pii_warm_up()
 
 http_app = ASGIStaticFilesHandler(django_http) if settings.SERVE_STATIC else django_http
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_app,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+# The client address every per-IP limit keys on, from the trusted proxy hops only (apps/core/clientip.py).
+application = ClientAddressMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": http_app,
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

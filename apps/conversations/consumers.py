@@ -9,18 +9,27 @@ from typing import Annotated, Any, Literal
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from apps.accounts.models import Tenant
 from apps.conversations import selectors, services
 from apps.conversations.assistant import assistant_turn_schedule
-from apps.conversations.identity import SessionClaims, session_token_read
+from apps.conversations.identity import SessionClaims, SessionRevoked, session_token_read
 from apps.conversations.models import Conversation
+from apps.conversations.sessions import session_still_open
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_services import tool_run_decide_by_customer
-from apps.conversations.widget import rate_limits_for_message, widget_tenant_for_origin
-from apps.core.errors import HelpdeskError, Unauthorized, WebsocketClose
-from apps.core.ratelimit import rate_limit_check
+from apps.conversations.widget import (
+    SOCKET_SLOT_RENEW_SECONDS,
+    rate_limits_for_frame,
+    rate_limits_for_message,
+    socket_slots_for_ip,
+    widget_tenant_for_origin,
+)
+from apps.core.clientip import client_ip_from_scope
+from apps.core.errors import HelpdeskError, RateLimited, Unauthorized, WebsocketClose
+from apps.core.ratelimit import rate_limit_check, slot_release, slot_take
 from apps.core.realtime import BaseConsumer
 
 logger = logging.getLogger(__name__)
@@ -102,6 +111,11 @@ Frame = Annotated[
 ]
 
 
+# Frames refused in a row for the budget before the socket is closed: a client that ignores `rate_limited`
+# is flooding, not chatting.
+REFUSED_FRAMES_BEFORE_CLOSE = 20
+
+
 class WidgetConsumer(BaseConsumer):
     frame_adapter = TypeAdapter(Frame)
 
@@ -109,6 +123,12 @@ class WidgetConsumer(BaseConsumer):
     claims: SessionClaims | None = None
     last_seq = 0
     group = ""
+    ip = ""
+    slot_held = False
+    slot_renewed_at = 0.0
+    session_checked_at = 0.0
+    refused_in_a_row = 0
+    ended = False  # closed by us: whatever the client still sends is not read
 
     async def connect(self) -> None:
         headers = dict(self.scope.get("headers") or [])
@@ -120,11 +140,43 @@ class WidgetConsumer(BaseConsumer):
             await self.reject(WebsocketClose.FORBIDDEN)
             return
         self.tenant = tenant
+        self.ip = client_ip_from_scope(self.scope)
+        if not await slot_take(socket_slots_for_ip(ip=self.ip), member=self.channel_name):
+            # The close code alone: the widget's sentence for 4429 says what happens, where an error frame
+            # would have it say "you're sending messages too quickly" first.
+            await self.reject(WebsocketClose.RATE_LIMITED)
+            return
+        self.slot_held, self.slot_renewed_at = True, time.monotonic()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.slot_held:
+            self.slot_held = False
+            await slot_release(socket_slots_for_ip(ip=self.ip), member=self.channel_name)
+
+    async def admit(self) -> bool:
+        """Every frame is counted against the visitor's and the address's budgets before it is parsed."""
+        if self.ended:
+            return False
+        try:
+            await rate_limit_check(
+                rate_limits_for_frame(tenant=self.tenant, claims=self.claims, ip=self.ip), what="requests"
+            )
+        except RateLimited as error:
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row >= REFUSED_FRAMES_BEFORE_CLOSE:
+                logger.info("widget socket closed: it kept sending past its frame budget")
+                await self._close_session(WebsocketClose.RATE_LIMITED)
+            else:
+                await self.send_error(error)
+            return False
+        self.refused_in_a_row = 0
+        if self.slot_held and time.monotonic() - self.slot_renewed_at > SOCKET_SLOT_RENEW_SECONDS:
+            self.slot_renewed_at = time.monotonic()
+            await slot_take(socket_slots_for_ip(ip=self.ip), member=self.channel_name)
+        return True
 
     async def handle(self, frame: Any) -> None:
         if isinstance(frame, HelloFrame):
@@ -132,6 +184,15 @@ class WidgetConsumer(BaseConsumer):
             return
         if self.claims is None:
             raise Unauthorized("Start with a hello frame carrying your session token.")
+        if not await self._session_stands():
+            return
+        try:
+            await self._handle_in_session(frame)
+        except SessionRevoked:
+            await self._close_session(WebsocketClose.UNAUTHENTICATED)
+
+    async def _handle_in_session(self, frame: Any) -> None:
+        assert self.claims is not None
         if isinstance(frame, MessageFrame):
             await self._message(frame)
         elif isinstance(frame, RetryFrame):
@@ -162,10 +223,7 @@ class WidgetConsumer(BaseConsumer):
             )
             await self._ack(frame.client_msg_id, event)
         elif isinstance(frame, CsatFrame):
-            await database_sync_to_async(services.rating_record)(
-                tenant=self.tenant, claims=self.claims, score=frame.score, comment=frame.comment
-            )
-            await self._ack(frame.client_msg_id, None)
+            await self._rate(frame)
         elif isinstance(frame, ToolDecideFrame):
             await database_sync_to_async(tool_run_decide_by_customer)(
                 tenant=self.tenant, claims=self.claims, run_id=frame.run_id, approve=frame.approve
@@ -173,6 +231,42 @@ class WidgetConsumer(BaseConsumer):
             await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
         else:
             await self.send_json({"type": "pong", "client_msg_id": frame.client_msg_id})
+
+    async def _rate(self, frame: CsatFrame) -> None:
+        """Whether a rating is possible is checked before the comment is redacted, and the redaction runs
+        off the thread every database call shares: a flood of ratings costs a query each, not Presidio."""
+        assert self.claims is not None
+        await database_sync_to_async(services.rating_check)(tenant=self.tenant, claims=self.claims)
+        redacted = await sync_to_async(services.rating_comment_redact, thread_sensitive=False)(
+            comment=frame.comment
+        )
+        await database_sync_to_async(services.rating_record)(
+            tenant=self.tenant, claims=self.claims, score=frame.score, redacted_comment=redacted
+        )
+        await self._ack(frame.client_msg_id, None)
+
+    async def _session_stands(self) -> bool:
+        """Re-checks, at most every WIDGET_SESSION_RECHECK_SECONDS, that the session this socket said hello
+        with still stands (not signed out, not revoked by a rotated secret, not expired, its conversation
+        still its own); closes 4401 when it does not, so the widget asks for a new session."""
+        assert self.claims is not None
+        if time.monotonic() - self.session_checked_at < settings.WIDGET_SESSION_RECHECK_SECONDS:
+            return True
+        still = await database_sync_to_async(session_still_open)(tenant=self.tenant, claims=self.claims)
+        if not still:
+            await self._close_session(WebsocketClose.UNAUTHENTICATED)
+            return False
+        self.session_checked_at = time.monotonic()
+        return True
+
+    async def _close_session(self, code: int) -> None:
+        """Stops every push before the close goes out."""
+        self.ended = True
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = ""
+        self.claims = None
+        await self.close(code=code)
 
     async def _ack(self, client_msg_id: str, event: Any) -> None:
         """Acknowledges a frame; `seq` is the event it stored (none when nothing had to change)."""
@@ -187,11 +281,13 @@ class WidgetConsumer(BaseConsumer):
                 Unauthorized("This socket already said hello."), client_msg_id=frame.client_msg_id
             )
             return
-        claims = session_token_read(frame.token, tenant=self.tenant)
-        if claims is None:
+        claims = await database_sync_to_async(session_token_read)(frame.token, tenant=self.tenant)
+        if claims is None or not await database_sync_to_async(session_still_open)(
+            tenant=self.tenant, claims=claims
+        ):
             await self.close(code=WebsocketClose.UNAUTHENTICATED)
             return
-        self.claims = claims
+        self.claims, self.session_checked_at = claims, time.monotonic()
         self.group = selectors.conversation_group(self.tenant.id, claims.conversation_id)
         # Join first, then read: anything pushed from now on arrives after the replay below, in order.
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -234,10 +330,7 @@ class WidgetConsumer(BaseConsumer):
     async def _message(self, frame: MessageFrame) -> None:
         assert self.claims is not None
         received_at = time.monotonic()
-        client = self.scope.get("client") or ("unknown", 0)
-        await rate_limit_check(
-            rate_limits_for_message(tenant=self.tenant, claims=self.claims, ip=str(client[0]))
-        )
+        await rate_limit_check(rate_limits_for_message(tenant=self.tenant, claims=self.claims, ip=self.ip))
         # Validation and Presidio off the thread every database call shares: other conversations keep moving.
         prepared = await sync_to_async(services.message_prepare, thread_sensitive=False)(text=frame.text)
         receipt = await database_sync_to_async(services.message_receive)(
@@ -264,6 +357,8 @@ class WidgetConsumer(BaseConsumer):
     # ---- pushes from the conversation's group ----
 
     async def conv_event(self, event: dict[str, Any]) -> None:
+        if self.claims is None or not await self._session_stands():
+            return
         payload = event["payload"]
         seq = payload.get("seq", 0)
         if seq <= self.last_seq:
@@ -276,6 +371,8 @@ class WidgetConsumer(BaseConsumer):
         await self.send_json(payload)
 
     async def conv_delta(self, event: dict[str, Any]) -> None:
+        if self.claims is None or not await self._session_stands():
+            return
         await self.send_json(event["payload"])
 
     async def send_error(self, error: HelpdeskError, *, client_msg_id: str | None = None) -> None:

@@ -9,7 +9,7 @@ from apps.accounts.selectors import tenant_by_widget_key, tenant_origins
 from apps.accounts.services import normalize_origin
 from apps.conversations.identity import SessionClaims
 from apps.core.errors import HelpdeskError
-from apps.core.ratelimit import Limit
+from apps.core.ratelimit import Limit, Slots
 
 
 def origin_allowed(*, tenant: Tenant, origin: str) -> bool:
@@ -44,3 +44,22 @@ def rate_limits_for_message(*, tenant: Tenant, claims: SessionClaims, ip: str) -
 
 def rate_limits_for_session(*, ip: str) -> list[Limit]:
     return [Limit("session-ip", ip, settings.WIDGET_RATE_SESSIONS_IP, 60)]
+
+
+def rate_limits_for_frame(*, tenant: Tenant, claims: SessionClaims | None, ip: str) -> list[Limit]:
+    """Every inbound frame counts, pings and malformed ones included: each costs a parse, and some a
+    database round trip, a redaction or a push to every agent. Before `hello` only the address is known."""
+    limits = [Limit("frames-ip", ip, settings.WIDGET_RATE_FRAMES_IP, 60)]
+    if claims is not None:
+        subject = f"{tenant.id}:{claims.visitor_id}"
+        limits.append(Limit("frames-visitor", subject, settings.WIDGET_RATE_FRAMES_VISITOR, 60))
+    return limits
+
+
+# A live socket renews its slot at least this often (the widget pings every 20 s); a slot not renewed for
+# twice as long belongs to a connection that is gone.
+SOCKET_SLOT_RENEW_SECONDS = 60
+
+
+def socket_slots_for_ip(*, ip: str) -> Slots:
+    return Slots("sockets-ip", ip, settings.WIDGET_SOCKETS_PER_IP, 2 * SOCKET_SLOT_RENEW_SECONDS)

@@ -93,6 +93,9 @@ class WebsocketClose:
     POLICY = 1008
     TOO_BIG = 1009
     SERVER_ERROR = 1011
+    # Too many connections from one address, or frames past the budget: reconnect later. A 4xxx code
+    # because Daphne (autobahn) sends only 1000 and 3000-4999 from an application; 1013 became 1011.
+    RATE_LIMITED = 4429
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403
 

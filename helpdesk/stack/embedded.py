@@ -274,6 +274,13 @@ def llm_child(
     return Child(name, argv, log_path=log_path, env=env, cwd=cwd, stop_timeout=10)
 
 
+def web_argv(*, host: str, port: int) -> list[str]:
+    """Daphne serving the product. Without --proxy-headers: Daphne would take the client address from the
+    left-most X-Forwarded-For entry, which the client writes; apps/core/clientip.py takes it from the
+    trusted proxy hops instead (TRUSTED_PROXY_HOPS)."""
+    return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "helpdesk.asgi:application"]
+
+
 def http_ready(url: str, *, expect_status: int = 200, timeout: float = 2.0) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL we built)

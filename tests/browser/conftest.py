@@ -8,9 +8,6 @@ a company's website does.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from helpdesk.stack import embedded
+from tests.daphne import daphne_serving
 from tests.fakes.openai_server import DEFAULT_REPLY, FakeOpenAI
-from tests.harness import harness_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -58,11 +54,8 @@ def llm(fake_llm: FakeOpenAI) -> Iterator[FakeOpenAI]:
 def asgi_server(django_db_setup, django_db_blocker, fake_llm: FakeOpenAI) -> Iterator[str]:
     from django.db import connection
 
-    port = embedded.free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env.update(
-        DJANGO_SETTINGS_MODULE="helpdesk.settings.test",
-        DATABASE_URL=harness_database_url(connection.settings_dict["NAME"]),
+    with daphne_serving(
+        database=connection.settings_dict["NAME"],
         LLM_BASE_URL=fake_llm.base_url,
         LLM_MODEL=fake_llm.models[0],
         # The circuit breaker lives in this one process for the whole session: a test that makes the
@@ -72,24 +65,8 @@ def asgi_server(django_db_setup, django_db_blocker, fake_llm: FakeOpenAI) -> Ite
         # Every page load opens a widget session from 127.0.0.1; the per-IP limit is tested elsewhere.
         WIDGET_RATE_SESSIONS_IP="10000",
         WIDGET_RATE_IP="10000",
-    )
-    log = Path(tempfile.mkstemp(prefix="daphne-", suffix=".log")[1])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        embedded.wait_until(lambda: embedded.http_ready(f"{url}/accounts/login/"), timeout=60, what="daphne")
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
