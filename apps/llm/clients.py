@@ -53,6 +53,13 @@ def async_llm_client(*, base_url: str | None = None) -> openai.AsyncOpenAI:
                 api_key=key[1],
                 timeout=settings.LLM_TIMEOUT_SECONDS,
                 max_retries=0,  # as above: retries are chat_stream's, counted and bounded
+                # Our own HTTP client, not the SDK's default wrapper: when that one is garbage-collected it
+                # schedules its own close on whatever loop is running then, and closing connections of a
+                # loop that has ended raises "Event loop is closed" inside that other loop (a later test's,
+                # a later Celery task's). A client is dropped here only once its loop has closed, when its
+                # connections can no longer be closed by anyone; `close_async_clients` closes them while the
+                # loop still runs.
+                http_client=openai.DefaultAsyncHttpxClient(timeout=settings.LLM_TIMEOUT_SECONDS),
             )
             clients[key] = client
         return client
