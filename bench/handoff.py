@@ -267,7 +267,10 @@ def handoff_stack(llm_choice: str, fake_delay: float, smoke: bool) -> Iterator[S
                 **os.environ,  # DATABASE_URL, REDIS_URL, HELPDESK_VAR_DIR, LLM_*, DJANGO_SECRET_KEY
                 "DJANGO_SETTINGS_MODULE": SERVER_SETTINGS,
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                # Plain http on loopback: production's redirect to https would answer every request 301.
+                "DJANGO_SECURE_SSL_REDIRECT": "false",
                 "LLM_API_KEY": settings.LLM_API_KEY,
+                "METRICS_TOKEN": secrets.token_urlsafe(32),  # required by the production settings
                 # Every round opens a session and sends a message from 127.0.0.1; the limiter still runs.
                 "WIDGET_RATE_SESSIONS_IP": "100000",
                 "WIDGET_RATE_IP": "100000",
@@ -294,17 +297,7 @@ def handoff_stack(llm_choice: str, fake_delay: float, smoke: bool) -> Iterator[S
                 "--hostname",
                 f"bench-handoff-{os.getpid()}@{socket.gethostname()}",
             ]
-            daphne_argv = [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(web_port),
-                "--proxy-headers",
-                "helpdesk.asgi:application",
-            ]
+            daphne_argv = embedded.web_argv(host="127.0.0.1", port=web_port)
             for name, argv in (
                 ("celery-handoff", worker_argv),
                 ("daphne", daphne_argv),

@@ -198,12 +198,16 @@ def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the children
 
 
-def _wait_healthy(web_url: str, daphne: Child, timeout: float) -> None:
-    """Every check /healthz runs is green except Celery's (no worker is started: the reply path uses none)."""
+def _wait_healthy(web_url: str, daphne: Child, timeout: float, token: str) -> None:
+    """Every check /healthz runs is green except Celery's (no worker is started: the reply path uses none).
+    Only a token holder sees the checks one by one."""
+    request = urllib.request.Request(  # noqa: S310 (loopback URL we built)
+        f"{web_url}/healthz", headers={"Authorization": f"Bearer {token}"}
+    )
 
     def probe() -> None:
         try:
-            with urllib.request.urlopen(f"{web_url}/healthz", timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 body = json.load(response)
         except urllib.error.HTTPError as exc:
             body = json.load(exc)
@@ -245,7 +249,11 @@ def ttft_stack() -> Iterator[Stack]:
                 "DJANGO_SETTINGS_MODULE": DAPHNE_SETTINGS,
                 "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                # Plain http on loopback: production's redirect to https would answer every request 301.
+                "DJANGO_SECURE_SSL_REDIRECT": "false",
                 "LLM_API_KEY": settings.LLM_API_KEY,
+                # Required by the production settings; it also shows /healthz's checks one by one.
+                "METRICS_TOKEN": secrets.token_urlsafe(32),
                 # Every round opens a session and sends a message from 127.0.0.1; the per-IP limits are
                 # tested elsewhere. The limiter still runs (the same Redis round trips), it just never trips.
                 "WIDGET_RATE_SESSIONS_IP": "100000",
@@ -258,17 +266,7 @@ def ttft_stack() -> Iterator[Stack]:
                 daphne_env["LOG_LEVEL"] = log_level
             daphne = Child(
                 "daphne",
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(web_port),
-                    "--proxy-headers",
-                    "helpdesk.asgi:application",
-                ],
+                embedded.web_argv(host="127.0.0.1", port=web_port),
                 log_path=tmp / "log" / "daphne.log",
                 env=daphne_env,
                 cwd=ROOT,
@@ -277,7 +275,16 @@ def ttft_stack() -> Iterator[Stack]:
             children.append(daphne)
             # The demo company, ingested and published in its own process while the servers load.
             loader = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "demo_load", "--json", "--origin", web_url],
+                [
+                    sys.executable,
+                    str(ROOT / "manage.py"),
+                    "demo_load",
+                    "--json",
+                    # This process runs the test settings (DEBUG off) on its own throwaway database.
+                    "--allow-non-debug",
+                    "--origin",
+                    web_url,
+                ],
                 cwd=ROOT,
                 env=dict(os.environ),
                 stdout=subprocess.PIPE,
@@ -294,7 +301,7 @@ def ttft_stack() -> Iterator[Stack]:
             embedded.wait_until(
                 lambda: embedded.http_ready(f"{llm_base_url}/models"), timeout=180, what="llm", child=llm
             )
-            _wait_healthy(web_url, daphne, timeout=240)
+            _wait_healthy(web_url, daphne, timeout=240, token=daphne_env["METRICS_TOKEN"])
             yield Stack(
                 web_url=web_url,
                 llm_base_url=llm_base_url,

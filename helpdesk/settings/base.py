@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import django_stubs_ext
 
-from helpdesk.env import BASE_DIR, env, local_stack, parse_database_url, redis_server_url
+from helpdesk.env import (
+    BASE_DIR,
+    env,
+    local_stack,
+    lockout_parameters,
+    parse_database_url,
+    redis_server_url,
+)
 
 # Lets admin and queryset classes be subscripted at run time, as the type stubs want.
 django_stubs_ext.monkeypatch()
 
 LOCAL = local_stack()
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", "insecure-local-only-key-change-me-in-production-000000")
+# No default here: local and test settings fall back to a key generated once per install, production
+# requires the variable, and each of them refuses a published, empty or weak key (helpdesk/keys.py).
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", "")
 DEBUG = env.bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -28,6 +39,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "axes",
+    "csp",
     "apps.core",
     "apps.accounts",
     "apps.audit",
@@ -43,6 +56,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost after security headers, so every response gets the policy, error pages included.
+    "apps.core.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -50,11 +65,18 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.HelpdeskErrorMiddleware",
+    # Last, as django-axes asks: it turns a sign-in it refused into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "helpdesk.urls"
 ASGI_APPLICATION = "helpdesk.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# Axes first: it refuses a locked-out sign-in before any password is checked (see "Staff sign-in" below).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "staff-home"
 LOGOUT_REDIRECT_URL = "login"
@@ -174,6 +196,22 @@ WIDGET_RATE_VISITOR = env.int("WIDGET_RATE_VISITOR", 20)
 WIDGET_RATE_IP = env.int("WIDGET_RATE_IP", 60)
 WIDGET_RATE_TENANT = env.int("WIDGET_RATE_TENANT", 1200)
 WIDGET_RATE_SESSIONS_IP = env.int("WIDGET_RATE_SESSIONS_IP", 30)
+# Frames of any kind (pings included) per minute from one visitor and from one IP address; a socket that
+# keeps sending past its budget is closed.
+WIDGET_RATE_FRAMES_VISITOR = env.int("WIDGET_RATE_FRAMES_VISITOR", 120)
+WIDGET_RATE_FRAMES_IP = env.int("WIDGET_RATE_FRAMES_IP", 600)
+# Widget websockets open at once from one IP address.
+WIDGET_SOCKETS_PER_IP = env.int("WIDGET_SOCKETS_PER_IP", 50)
+# Times a customer may ask for a person in one conversation within the window (seconds).
+WIDGET_HANDOFFS_PER_WINDOW = env.int("WIDGET_HANDOFFS_PER_WINDOW", 3)
+WIDGET_HANDOFF_WINDOW_SECONDS = env.int("WIDGET_HANDOFF_WINDOW_SECONDS", 900)
+# How often an open widget socket re-checks that its session still stands (sign-out, rotated secret).
+WIDGET_SESSION_RECHECK_SECONDS = env.float("WIDGET_SESSION_RECHECK_SECONDS", 10.0)
+
+# Proxies in front of the web processes that append to X-Forwarded-For (a load balancer, nginx): the
+# client address is taken that many hops from the right. 0 (the default) ignores the header, which is right
+# when clients connect to Daphne directly, as with `make run` (apps/core/clientip.py).
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", 0)
 
 # ---- tools (docs/architecture/tools.md) ----
 # Tool runs go to their own queue so a long ingestion never delays "where is my order?".
@@ -220,6 +258,18 @@ else:
 
 HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
 
+# The demo sign-ins' password (`manage.py demo_load`), generated once per install (apps/demo/services.py).
+DEMO_PASSWORD_FILE = LOCAL.var_dir / "demo_password"
+# /healthz shows anonymous callers the overall status only; each check's details (versions, hosts, errors)
+# go to staff and to a bearer token: HEALTHZ_TOKEN or METRICS_TOKEN, whichever are set. `make run` gives
+# its processes a HEALTHZ_TOKEN of its own (apps/core/views.py, helpdesk/stack/supervisor.py).
+HEALTHZ_TOKEN = env.optional("HEALTHZ_TOKEN")
+# Each process keeps its report this long, and concurrent callers share one computation, so a flood of
+# /healthz does not call the model or embed text per request. A red report is kept for less time, so a
+# recovery shows quickly (docs/architecture/stack.md).
+HEALTHZ_CACHE_SECONDS = env.float("HEALTHZ_CACHE_SECONDS", 5.0)
+HEALTHZ_DOWN_CACHE_SECONDS = env.float("HEALTHZ_DOWN_CACHE_SECONDS", 1.0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -250,6 +300,9 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"user": "600/min", "anon": "60/min"},
+    # Throttles key on REMOTE_ADDR, which ClientAddressMiddleware set from the trusted proxy hops; DRF's
+    # own reading of X-Forwarded-For (NUM_PROXIES unset) would trust whatever a client writes there.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Helpdesk API",
@@ -261,6 +314,48 @@ SPECTACULAR_SETTINGS = {
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+
+# ---- Content-Security-Policy (django-csp, apps/core/csp.py; docs/architecture/tenancy.md) ----
+# Staff pages (and every other page) run only the desk's own scripts and stylesheets: no inline script
+# or style, no eval, no plugins, no framing, forms post only here. A script injected into a page through
+# some future escaping bug would not run. connect-src also gets the request's own websocket origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Pages that embed the customer widget, whose styles live in its shadow root, inline: style-src there
+# also allows 'unsafe-inline' (scripts stay 'self' only).
+CSP_INLINE_STYLE_PREFIXES = ["/demo/"]
+
+# ---- Staff sign-in: brute-force lockout (django-axes; docs/architecture/tenancy.md) ----
+# Two independent counters, each locking on its own: failures from one client address (one host spraying
+# many usernames) and failures for one username (many hosts guessing one password). Counting only the
+# pair would let a botnet try SIGNIN_FAILURE_LIMIT passwords per address; counting only addresses would
+# let it guess forever. The price: anyone can lock a known username for SIGNIN_COOLOFF_MINUTES, so the
+# cool-off is short, the lock lifts by itself, and an admin can lift it at once (axes' admin pages and
+# `manage.py axes_reset_username NAME`). The address is apps.core.clientip's, which trusts
+# X-Forwarded-For only as far as TRUSTED_PROXY_HOPS (lockout.client_address keeps non-addresses out).
+AXES_FAILURE_LIMIT = env.int("SIGNIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SIGNIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = lockout_parameters(
+    env.list("SIGNIN_LOCKOUT_PARAMETERS", ["ip_address", "username"])
+)
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.lockout.client_address"
+# A sign-in clears only that person's own failures from that address (apps/accounts/lockout.py), so an
+# insider cannot reset the count between guesses at somebody else.
+AXES_RESET_ON_SUCCESS = env.bool("SIGNIN_RESET_ON_SUCCESS", True)
+AXES_HANDLER = "apps.accounts.lockout.SignInAttempts"
+# Attempts refused during a lockout are not counted, so the time the lockout page promises holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
 
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
 LOGGING = {
@@ -280,5 +375,6 @@ LOGGING = {
     },
 }
 
-# Bearer token `/metrics` requires when set; unset leaves it open (block it at the proxy then).
+# Bearer token `/metrics` requires. Unset, /metrics is served only to a local development setup (DEBUG on,
+# loopback-only ALLOWED_HOSTS: `make run`) and refused everywhere else; production settings require it.
 METRICS_TOKEN = env.optional("METRICS_TOKEN")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -50,6 +51,9 @@ class Supervisor:
     lock: StackLock | None = None
     started_at: float = field(default_factory=time.monotonic)
     stopping: bool = False
+    # /healthz shows which part is red only to staff or a token holder: each run makes a token, gives it
+    # to its children, and reads the details with it (one the operator set is passed on instead).
+    _own_healthz_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), init=False, repr=False)
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -65,6 +69,10 @@ class Supervisor:
     def external_llm(self) -> str | None:
         return self.env.optional("LLM_BASE_URL")
 
+    @property
+    def healthz_token(self) -> str:
+        return self.env.optional("HEALTHZ_TOKEN") or self._own_healthz_token
+
     def child_env(self) -> dict[str, str]:
         resolved = dict(os.environ)
         resolved.update(
@@ -76,6 +84,7 @@ class Supervisor:
                 "LLM_BASE_URL": self.external_llm or self.local.llm_base_url,
                 **({} if self.external_llm else {"LLM_TOOLS_BASE_URL": self.local.llm_tools_base_url}),
                 "LLM_MODEL": self.env.str("LLM_MODEL", DEFAULT_LLM_MODEL),
+                "HEALTHZ_TOKEN": self.healthz_token,
                 "PYTHONUNBUFFERED": "1",
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1",
@@ -245,17 +254,7 @@ class Supervisor:
         web = self._spawn(
             Child(
                 "daphne",
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    self.local.web_host,
-                    "-p",
-                    str(self.local.web_port),
-                    "--proxy-headers",
-                    "helpdesk.asgi:application",
-                ],
+                embedded.web_argv(host=self.local.web_host, port=self.local.web_port),
                 log_path=log / "daphne.log",
                 env=env,
                 cwd=BASE_DIR,
@@ -274,10 +273,13 @@ class Supervisor:
     def wait_healthy(self, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         body: dict[str, object] = {}
+        request = urllib.request.Request(  # noqa: S310 (loopback URL we built)
+            f"{self.web_url}/healthz", headers={"Authorization": f"Bearer {self.healthz_token}"}
+        )
         while time.monotonic() < deadline:
             self.check_children()
             try:
-                with urllib.request.urlopen(f"{self.web_url}/healthz", timeout=10) as response:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                     body = json.load(response)
                     say(f"/healthz is green ({time.monotonic() - self.started_at:.1f}s after start)")
                     return
@@ -304,7 +306,7 @@ class Supervisor:
             f"  tools and approvals (agents, admins)        {self.web_url}/staff/nimbus/tools/",
             f"  staff sign-in   {self.web_url}/accounts/login/",
             f"  Django admin    {self.web_url}/admin/",
-            f"  health          {self.web_url}/healthz",
+            f"  health          {self.web_url}/healthz   (each part's details: sign in as operator)",
             f"  API schema      {self.web_url}/api/schema/",
             f"  metrics         {self.web_url}/metrics",
             f"Demo logins (password {demo.get('password')}):",

@@ -9,18 +9,23 @@ import os
 import queue
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 
-from helpdesk.stack.embedded import free_port
+from helpdesk.env import Env, local_stack
+from helpdesk.stack.embedded import NotReady, free_port
+from helpdesk.stack.supervisor import Supervisor
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,12 +142,18 @@ def the_error(output: str) -> str:
 
 @pytest.mark.slow
 def test_stack_comes_up_green_stops_cleanly_and_reuses_its_data(var_dir):
-    env = stack_env(var_dir)
+    env = stack_env(var_dir, HEALTHZ_TOKEN="operator-chosen-healthz-token")
     stack = Stack(env)
     try:
         stack.wait_for("/healthz is green", timeout=300)
         stack.wait_for("Stop with Ctrl-C", timeout=10)
         with urllib.request.urlopen(f"{stack.web_url}/healthz", timeout=10) as response:
+            assert (response.status, json.load(response)) == (200, {"status": "ok"})
+        # A token set in the supervisor's environment is the one the children accept.
+        request = urllib.request.Request(
+            f"{stack.web_url}/healthz", headers={"Authorization": "Bearer operator-chosen-healthz-token"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
             body = json.load(response)
         assert {name: c["status"] for name, c in body["checks"].items()} == {
@@ -165,6 +176,13 @@ def test_stack_comes_up_green_stops_cleanly_and_reuses_its_data(var_dir):
         assert (var_dir / "run" / "stack.json").exists()
         assert "demo company 'nimbus' loaded" in stack.output
         assert "nina       Admin" in stack.output
+        # Nothing public: the demo password and SECRET_KEY were made for this install, readable by its
+        # owner only, and the password printed is the one kept.
+        password = (var_dir / "demo_password").read_text()
+        assert password != "helpdesk-demo"
+        assert f"Demo logins (password {password}):" in stack.output
+        for secret in ("demo_password", "secret_key"):
+            assert stat.S_IMODE((var_dir / secret).stat().st_mode) == 0o600, secret
     finally:
         stack.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert stack.finish() == 0, stack.output
@@ -332,3 +350,79 @@ def test_a_recorded_pid_now_owned_by_another_process_is_left_alone(var_dir):
         assert bystander.poll() is None
     finally:
         bystander.kill()
+
+
+class FakeHealthz:
+    """A web server whose /healthz is red, and shows which parts only to a caller with the right token."""
+
+    RED = {
+        "celery": {"status": "down", "detail": "no Celery worker answered a ping"},
+        "llm": {"status": "down", "detail": "LLM_MODEL 'x' is not served at http://127.0.0.1:9/v1"},
+        "redis": {"status": "ok", "detail": "redis-compatible 8.0"},
+    }
+
+    def __init__(self) -> None:
+        self.token = ""
+        self.authorizations: list[str | None] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                authorization = self.headers.get("Authorization")
+                fake.authorizations.append(authorization)
+                body: dict[str, object] = {"status": "down"}
+                if fake.token and authorization == f"Bearer {fake.token}":
+                    body["checks"] = fake.RED
+                payload = json.dumps(body).encode()
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_healthz() -> Iterator[FakeHealthz]:
+    fake = FakeHealthz()
+    yield fake
+    fake.close()
+
+
+def supervisor_for(var_dir: Path, port: int, **environ: str) -> Supervisor:
+    env = Env({"HELPDESK_VAR_DIR": str(var_dir), "HELPDESK_PORT": str(port), **environ})
+    return Supervisor(env=env, local=local_stack(env))
+
+
+def test_each_run_gives_its_children_a_healthz_token_of_its_own(var_dir):
+    supervisor = supervisor_for(var_dir, free_port())
+    token = supervisor.child_env()["HEALTHZ_TOKEN"]
+    assert len(token) >= 32
+    assert supervisor.child_env()["HEALTHZ_TOKEN"] == token  # every child gets the same one
+    assert supervisor_for(var_dir, free_port()).child_env()["HEALTHZ_TOKEN"] != token
+    # One the operator chose is passed on instead, so their monitoring keeps working under `make run`.
+    chosen = supervisor_for(var_dir, free_port(), HEALTHZ_TOKEN="operator-chosen")
+    assert chosen.child_env()["HEALTHZ_TOKEN"] == "operator-chosen"
+
+
+def test_a_red_healthz_names_the_red_parts_read_with_the_childrens_token(var_dir, fake_healthz):
+    supervisor = supervisor_for(var_dir, fake_healthz.port)
+    token = supervisor.child_env()["HEALTHZ_TOKEN"]
+    fake_healthz.token = token
+    with pytest.raises(NotReady) as raised:
+        supervisor.wait_healthy(timeout=1.5)
+    assert str(raised.value) == (
+        "/healthz stayed red: celery: no Celery worker answered a ping; "
+        "llm: LLM_MODEL 'x' is not served at http://127.0.0.1:9/v1"
+    )
+    assert set(fake_healthz.authorizations) == {f"Bearer {token}"}
