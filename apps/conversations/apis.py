@@ -19,10 +19,10 @@ from apps.conversations import selectors, sessions
 from apps.conversations.identity import (
     IdentityClaim,
     SessionClaims,
-    SessionRevoked,
     session_token_read,
     session_token_tenant,
 )
+from apps.conversations.models import Conversation
 from apps.conversations.services import replies_sweep_stale
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_selectors import conversation_tool_runs
@@ -42,6 +42,7 @@ class WidgetApi(APIView):
     permission_classes: list[type] = []
     parser_classes = [JSONParser]
     cors_origin: str | None = None
+    conversation: Conversation | None = None  # the session's, once `session()` has checked it
 
     def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
         # A preflight carries neither the widget key nor the token: it is answered for an origin that some
@@ -73,8 +74,8 @@ class WidgetApi(APIView):
         claims = session_token_read(token, tenant=tenant)
         if claims is None:
             raise Unauthorized("Your chat session has expired. Reload the page to start again.")
-        if not sessions.session_still_open(tenant=tenant, claims=claims):
-            raise SessionRevoked()
+        # Epochs, expiry and the conversation it opens: SessionRevoked (401) when it no longer stands.
+        self.conversation = selectors.session_conversation(tenant=tenant, claims=claims)
         return tenant, claims
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
@@ -155,14 +156,14 @@ class WidgetEventsApi(WidgetApi):
         description="Stored events of the session's conversation after a seq, and the reply being written.",
     )
     def get(self, request: Request) -> Response:
-        tenant, claims = self.session()
+        tenant, _ = self.session()
         try:
             after = int(request.query_params.get("after", "0"))
         except ValueError:
             raise BadRequest("after must be a whole number.") from None
         if after < 0:
             raise BadRequest("after must not be negative.")
-        conversation = selectors.session_conversation(tenant=tenant, claims=claims)
+        conversation = self.conversation
         events: list[dict[str, Any]] = []
         snapshot = None
         if conversation is not None:

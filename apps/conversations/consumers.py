@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from apps.accounts.models import Tenant
 from apps.conversations import selectors, services
 from apps.conversations.assistant import assistant_turn_schedule
-from apps.conversations.identity import SessionClaims, SessionRevoked, session_token_read
+from apps.conversations.identity import SessionClaims, SessionRevoked
 from apps.conversations.models import Conversation
 from apps.conversations.sessions import session_still_open
 from apps.conversations.stream import stream_snapshot
@@ -184,8 +184,8 @@ class WidgetConsumer(BaseConsumer):
             return
         if self.claims is None:
             raise Unauthorized("Start with a hello frame carrying your session token.")
-        if not await self._session_stands():
-            return
+        # Every frame that reads or writes the conversation checks the session in its own database round
+        # trip (`session_conversation`, `_conversation_lock`): a revoked one raises SessionRevoked there.
         try:
             await self._handle_in_session(frame)
         except SessionRevoked:
@@ -246,9 +246,9 @@ class WidgetConsumer(BaseConsumer):
         await self._ack(frame.client_msg_id, None)
 
     async def _session_stands(self) -> bool:
-        """Re-checks, at most every WIDGET_SESSION_RECHECK_SECONDS, that the session this socket said hello
-        with still stands (not signed out, not revoked by a rotated secret, not expired, its conversation
-        still its own); closes 4401 when it does not, so the widget asks for a new session."""
+        """Before a push: re-checks, at most every WIDGET_SESSION_RECHECK_SECONDS, that the session this
+        socket said hello with still stands (not signed out, not revoked by a rotated secret, not expired,
+        its conversation still its own); closes 4401 when it does not, so the widget asks for a new one."""
         assert self.claims is not None
         if time.monotonic() - self.session_checked_at < settings.WIDGET_SESSION_RECHECK_SECONDS:
             return True
@@ -281,17 +281,16 @@ class WidgetConsumer(BaseConsumer):
                 Unauthorized("This socket already said hello."), client_msg_id=frame.client_msg_id
             )
             return
-        claims = await database_sync_to_async(session_token_read)(frame.token, tenant=self.tenant)
-        if claims is None or not await database_sync_to_async(session_still_open)(
-            tenant=self.tenant, claims=claims
-        ):
+        claims = await database_sync_to_async(services.widget_socket_resume)(
+            tenant=self.tenant, token=frame.token
+        )
+        if claims is None:
             await self.close(code=WebsocketClose.UNAUTHENTICATED)
             return
         self.claims, self.session_checked_at = claims, time.monotonic()
         self.group = selectors.conversation_group(self.tenant.id, claims.conversation_id)
         # Join first, then read: anything pushed from now on arrives after the replay below, in order.
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await database_sync_to_async(services.replies_sweep_stale)(conversation_id=claims.conversation_id)
         self.last_seq = frame.last_seq
         stored = await self._stored_after(self.last_seq)
         await self.send_json(

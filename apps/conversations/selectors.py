@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import Tenant
-from apps.conversations.identity import SessionClaims, SessionRevoked
+from apps.conversations.identity import SessionClaims, SessionRevoked, verified_claims_current
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.errors import Conflict, NotFound
 from apps.knowledge.models import Chunk
@@ -87,8 +87,11 @@ def session_opens(conversation: Conversation, claims: SessionClaims) -> bool:
 
 
 def session_conversation(*, tenant: Tenant, claims: SessionClaims) -> Conversation | None:
-    """The session's conversation if it exists yet (it is created by the first message). A conversation
-    the session no longer opens raises `SessionRevoked` (HTTP 401, websocket 4401)."""
+    """The session's conversation if it exists yet (it is created by the first message). A session that no
+    longer stands (a verified one signed out, revoked by a rotated secret or past its expiry) or a
+    conversation it no longer opens raises `SessionRevoked` (HTTP 401, websocket 4401)."""
+    if not verified_claims_current(claims):
+        raise SessionRevoked()
     conversation = Conversation.objects.for_tenant(tenant).filter(id=claims.conversation_id).first()
     if conversation is not None and not session_opens(conversation, claims):
         raise SessionRevoked()

@@ -24,7 +24,7 @@ from apps.accounts.models import Contact, Tenant
 from apps.audit import metrics
 from apps.conversations import hooks
 from apps.conversations.events import event_append
-from apps.conversations.identity import SessionClaims, SessionRevoked
+from apps.conversations.identity import SessionClaims, SessionRevoked, verified_claims_current
 from apps.conversations.models import (
     AssistantTrace,
     Conversation,
@@ -38,6 +38,7 @@ from apps.conversations.selectors import session_conversation, session_opens
 
 # Opening a widget session lives with the rest of the session rules; callers reach it from here too.
 from apps.conversations.sessions import WidgetSession as WidgetSession
+from apps.conversations.sessions import session_resume
 from apps.conversations.sessions import widget_session_open as widget_session_open
 from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound, RateLimited
 from apps.core.realtime import StaffStream, staff_publish
@@ -62,6 +63,8 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bo
     """The session's conversation, locked for numbering; created on the first message of a session.
     `from_widget=False` is for paths the server authenticated itself (the command line, an email reply
     matched by its reply token), whose claims are the conversation's own."""
+    if from_widget and not verified_claims_current(claims):
+        raise SessionRevoked()  # signed out, a rotated secret, or past its expiry
     conversation = (
         Conversation.objects.for_tenant(tenant).select_for_update().filter(id=claims.conversation_id).first()
     )
@@ -512,6 +515,16 @@ def trace_record(
         },
     )
     return trace
+
+
+def widget_socket_resume(*, tenant: Tenant, token: str) -> SessionClaims | None:
+    """A socket's `hello`: the claims of a token whose session still stands (None otherwise), with the
+    replies of dead processes in its conversation marked interrupted first, in one database round trip
+    (the replay that follows reads them as interrupted)."""
+    claims = session_resume(token=token, tenant=tenant)
+    if claims is not None:
+        replies_sweep_stale(conversation_id=claims.conversation_id)
+    return claims
 
 
 def replies_sweep_stale(*, conversation_id: uuid.UUID) -> int:

@@ -35,7 +35,6 @@ from apps.conversations.identity import (
     identity_revoke_signature,
     session_token_read,
     session_token_sign,
-    verified_claims_current,
 )
 from apps.conversations.models import Conversation
 from apps.conversations.ownership import transition_locked
@@ -109,13 +108,20 @@ def widget_session_open(*, tenant: Tenant, token: str | None, claim: IdentityCla
 def session_still_open(*, tenant: Tenant, claims: SessionClaims) -> bool:
     """Whether a session read from a valid token may still be used: verified epochs and expiry current,
     and its conversation (if created yet) still opened by it."""
-    if not verified_claims_current(claims):
-        return False
     try:
         session_conversation(tenant=tenant, claims=claims)
     except SessionRevoked:
         return False
     return True
+
+
+def session_resume(*, token: str, tenant: Tenant) -> SessionClaims | None:
+    """The claims of a token whose session still stands, or None: a socket's `hello` in one database
+    round trip."""
+    claims = session_token_read(token, tenant=tenant)
+    if claims is None or not session_still_open(tenant=tenant, claims=claims):
+        return None
+    return claims
 
 
 def widget_session_end(*, tenant: Tenant, claims: SessionClaims) -> None:

@@ -205,7 +205,8 @@ WIDGET_SOCKETS_PER_IP = env.int("WIDGET_SOCKETS_PER_IP", 50)
 # Times a customer may ask for a person in one conversation within the window (seconds).
 WIDGET_HANDOFFS_PER_WINDOW = env.int("WIDGET_HANDOFFS_PER_WINDOW", 3)
 WIDGET_HANDOFF_WINDOW_SECONDS = env.int("WIDGET_HANDOFF_WINDOW_SECONDS", 900)
-# How often an open widget socket re-checks that its session still stands (sign-out, rotated secret).
+# How long an open widget socket trusts its last session check before relaying a push (frames that touch
+# the conversation check it every time, in their own round trip).
 WIDGET_SESSION_RECHECK_SECONDS = env.float("WIDGET_SESSION_RECHECK_SECONDS", 10.0)
 
 # Proxies in front of the web processes that append to X-Forwarded-For (a load balancer, nginx): the

@@ -168,7 +168,10 @@ async def test_rotating_the_identity_secret_ends_every_verified_session_at_once(
 
     await database_sync_to_async(accounts.tenant_identity_secret_rotate)(tenant=kb_tenant)
 
+    # The next frame that touches the conversation is refused (a ping touches nothing and is answered).
     await open_tab.send({"type": "ping"})
+    assert (await open_tab.recv())["type"] == "pong"
+    await open_tab.send({"type": "message", "text": "still me?"})
     assert await open_tab.closed() == 4401
     assert await _hello_refused(kb_tenant, session["token"]) == 4401
     assert (await database_sync_to_async(_events)(session["token"])).status_code == 401
@@ -190,7 +193,7 @@ async def test_signing_out_on_the_companys_site_ends_every_copy_of_the_customers
     signed_out = await database_sync_to_async(_session)(kb_tenant, token=laptop["token"])
     assert signed_out["verified"] is False
     assert signed_out["conversation_id"] != laptop["conversation_id"]
-    await copy_elsewhere.send({"type": "ping"})
+    await copy_elsewhere.send({"type": "handoff.request"})
     assert await copy_elsewhere.closed() == 4401
     assert (await database_sync_to_async(_events)(laptop["token"])).status_code == 401
     # Signing in again works, and continues her conversation.

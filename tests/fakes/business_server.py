@@ -189,6 +189,9 @@ def _public_plan(plan: Json) -> Json:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: eight clients connecting at once (the idempotency test) could
+    # see a connection dropped and retried by the kernel after a second, past the adapter's 1 s timeout.
+    request_queue_size = 64
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients here hang up mid-answer on purpose (timeouts, oversized bodies): not worth a traceback.
