@@ -28,7 +28,10 @@ def tenants_for_user(*, user: User) -> QuerySet[Tenant]:
 
 
 def user_roles(*, user: User, tenant: Tenant) -> set[str]:
-    return set(Membership.objects.for_tenant(tenant).filter(user=user).values_list("role", flat=True))
+    """The roles `user` holds in `tenant`, read again from the database: a deactivated account holds none
+    (a staff socket keeps its user object for hours, so `user.is_active` in memory proves nothing)."""
+    rows = Membership.objects.for_tenant(tenant).filter(user=user, user__is_active=True)
+    return set(rows.values_list("role", flat=True))
 
 
 def access_tenant(

@@ -474,6 +474,8 @@ def _lose_access(staff: TenantStaff, user: User, change: str) -> None:
         Membership.objects.filter(tenant=staff.tenant, user=user).delete()
     elif change == "tenant deactivated":
         Tenant.objects.filter(id=staff.tenant.id).update(is_active=False)
+    elif change == "user deactivated":
+        User.objects.filter(id=user.id).update(is_active=False)
     elif change == "demoted to editor":
         Membership.objects.filter(tenant=staff.tenant, user=user).update(role=Role.EDITOR)
     else:
@@ -504,7 +506,7 @@ async def _closed_4403_without_a_push(communicator: WebsocketCommunicator) -> No
     assert await communicator.receive_nothing(timeout=0.5) is True
 
 
-@pytest.mark.parametrize("change", ["membership deleted", "tenant deactivated"])
+@pytest.mark.parametrize("change", ["membership deleted", "tenant deactivated", "user deactivated"])
 @pytest.mark.parametrize("role", ["agent", "editor", "admin"])
 def test_a_member_who_lost_the_tenant_gets_no_further_push_and_is_closed_with_4403(
     role, change, tenant_a, recheck_every_push
