@@ -14,7 +14,7 @@ import time
 
 import pytest
 from django.template.loader import render_to_string
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from apps.accounts.models import Contact, Tenant
 from apps.conversations.identity import identity_profile_signature, identity_signature
@@ -368,10 +368,10 @@ def test_failures_the_desk_really_produces_are_explained(page, asgi_server, host
     assert page.evaluate(TRANSCRIPT) == stored_transcript(company)
 
 
-def test_every_error_code_and_close_code_has_a_sentence(page, asgi_server, host_site, company):
-    """The codes a healthy desk can't be made to send on demand, delivered through the real socket by a
-    Playwright route that forwards everything and adds frames and closes of its own."""
-    routes = []
+def forwarded_widget(page, asgi_server, host_site, company) -> tuple[list, Locator]:
+    """The widget, open and connected through a Playwright route that forwards everything and lets a test
+    add frames and closes of its own; the routes (one per connection) and the status line."""
+    routes: list = []
 
     def forward(ws):
         ws.connect_to_server()
@@ -383,6 +383,12 @@ def test_every_error_code_and_close_code_has_a_sentence(page, asgi_server, host_
     status = shadow(page, ".status")
     expect(status).to_have_text("", timeout=30_000)
     assert len(routes) == 1
+    return routes, status
+
+
+def test_every_error_code_and_close_code_has_a_sentence(page, asgi_server, host_site, company):
+    """The codes a healthy desk can't be made to send on demand, delivered through the real socket."""
+    routes, status = forwarded_widget(page, asgi_server, host_site, company)
 
     for name in SENTENCES:
         frame: dict[str, object] = {
@@ -419,17 +425,7 @@ def test_every_error_code_and_close_code_has_a_sentence(page, asgi_server, host_
 def test_too_many_connections_is_said_and_the_widget_waits_before_reconnecting(
     page, asgi_server, host_site, company
 ):
-    routes = []
-
-    def forward(ws):
-        ws.connect_to_server()
-        routes.append(ws)
-
-    page.route_web_socket(re.compile(r"/ws/widget/"), forward)
-    page.goto(embed(host_site, src=f"{asgi_server}/widget.js", key=company.widget_key))
-    open_widget(page)
-    status = shadow(page, ".status")
-    expect(status).to_have_text("", timeout=30_000)
+    routes, status = forwarded_widget(page, asgi_server, host_site, company)
     routes[-1].close(code=4429, reason="scripted")
     expect(status).to_have_text(CLOSE_SENTENCES[4429])
     # It waits at least 30 s: reconnecting at once would only be refused again.
