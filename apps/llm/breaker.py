@@ -1,4 +1,5 @@
-"""A circuit breaker per model endpoint, so a dead or drowning LLM server is not hammered by every reply.
+"""A circuit breaker per model endpoint, so a dead LLM server is not hammered by every reply; and a queue
+per endpoint, so a busy one is not mistaken for a dead one.
 
 closed --N consecutive failed attempts--> open --reset period--> half-open (one trial call, others fail
 fast) --trial succeeds--> closed, --trial fails--> open again.
@@ -8,15 +9,26 @@ most `LLM_BREAKER_FAILURES` attempts. Sharing it through Redis would add a round
 second thing that can fail; a few wasted attempts per process is the cheaper price.
 
 Every method holds a `threading.Lock` and never awaits, so one breaker is safe from event loops and threads.
+
+Busy is not broken. A server writing other answers is slow to start a new one, and a server that says so
+(HTTP 503 "loading" or 429) is not failing: `chat_stream` gives such an attempt back with `release()`
+instead of `record_failure()`. What counts: refused connections, other 5xx, protocol errors, and silences
+while no other stream of this process was using the endpoint. And a call never has to compete for the
+server at all while `LLM_MAX_CONCURRENT_STREAMS` of this process's streams are on it: it waits its turn in
+the endpoint's `StreamQueue` (first come, first served, bounded by `LLM_QUEUE_TIMEOUT_SECONDS`), and its
+caller is told its place.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from django.conf import settings
@@ -157,8 +169,148 @@ def breaker_states() -> dict[str, str]:
 
 
 def reset_breakers(*, clock: Clock | None = None) -> None:
-    """Forget every breaker (tests). Breakers created afterwards read time from `clock`."""
+    """Forget every breaker and stream queue (tests). Breakers created afterwards read time from `clock`."""
     global _clock
     with _registry_lock:
         _registry.clear()
+        _queues.clear()
         _clock = clock or time.monotonic
+
+
+# ---- waiting for a free stream ------------------------------------------------------------------------
+
+OnWait = Callable[[int], Awaitable[None]]
+# While a call waits, its caller hears its place at least this often, even when it has not moved: enough to
+# keep a "you're next" notice and a reply's heartbeat alive.
+WAIT_NOTICE_SECONDS = 5.0
+
+
+class QueueTimeout(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    granted: bool = False
+
+
+class StreamQueue:
+    """The streams this process has in flight to one endpoint, and the calls waiting for one of them to end.
+
+    Slots are handed over in arrival order: a stream that ends gives its slot straight to the first waiter,
+    so a newcomer cannot overtake the queue. Waiters may belong to different event loops (Daphne's, a Celery
+    task's `asyncio.run`): they are woken with `call_soon_threadsafe`, and all bookkeeping is under a
+    `threading.Lock` that is never held across an await.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._started = 0  # streams ever given a slot: tells a caller whether others came and went
+        self._limit = 0
+        self._waiting: deque[_Waiter] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def started(self) -> int:
+        with self._lock:
+            return self._started
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    async def acquire(self, *, limit: int, timeout: float, on_wait: OnWait | None = None) -> None:
+        """Returns holding a slot (give it back with `release()`), or raises `QueueTimeout`. `limit` <= 0
+        means no limit. `on_wait(position)` (1 = next) is awaited when the call has to wait, whenever its
+        place changes, and every WAIT_NOTICE_SECONDS while it does not; whatever it raises ends the wait."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._limit = limit
+            if limit <= 0 or (self._in_flight < limit and not self._waiting):
+                self._in_flight += 1
+                self._started += 1
+                return
+            waiter = _Waiter(loop=loop)
+            self._waiting.append(waiter)
+            waited_behind = self._in_flight
+        deadline = loop.time() + timeout
+        reported: int | None = None
+        reported_at = 0.0
+        logger.info("llm stream to %s waits: %d in flight, limit %d", self.key, waited_behind, limit)
+        try:
+            while True:
+                waiter.wake.clear()  # before looking: a wake-up sent after this is not lost
+                with self._lock:
+                    if waiter.granted:
+                        return
+                    position = self._waiting.index(waiter) + 1
+                now = loop.time()
+                if now >= deadline:
+                    raise QueueTimeout(
+                        f"waited {timeout:g}s for one of {limit} streams to {self.key} (place {position})"
+                    )
+                if on_wait is not None and (position != reported or now - reported_at >= WAIT_NOTICE_SECONDS):
+                    reported, reported_at = position, now
+                    await on_wait(position)
+                    continue  # the slot may have come while the caller was being told
+                try:
+                    async with asyncio.timeout(min(deadline - now, WAIT_NOTICE_SECONDS)):
+                        await waiter.wake.wait()
+                except TimeoutError:
+                    pass
+        except BaseException:
+            with self._lock:
+                granted = waiter.granted
+                if not granted:
+                    self._waiting.remove(waiter)
+                    self._wake_all_locked()  # the ones behind moved up
+            if granted:
+                self.release()  # handed a slot while leaving: pass it on
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            while self._waiting and (self._limit <= 0 or self._in_flight < self._limit):
+                waiter = self._waiting.popleft()
+                if waiter.loop.is_closed():
+                    continue  # its caller is gone with its loop
+                waiter.granted = True
+                self._in_flight += 1
+                self._started += 1
+                self._wake_locked(waiter)
+            self._wake_all_locked()
+
+    def _wake_all_locked(self) -> None:
+        for waiter in self._waiting:
+            self._wake_locked(waiter)
+
+    @staticmethod
+    def _wake_locked(waiter: _Waiter) -> None:
+        # A loop that closed meanwhile raises RuntimeError; its waiter is gone with it.
+        with contextlib.suppress(RuntimeError):
+            waiter.loop.call_soon_threadsafe(waiter.wake.set)
+
+
+_queues: dict[str, StreamQueue] = {}
+
+
+def stream_queue_for(base_url: str) -> StreamQueue:
+    """The process's stream queue for this endpoint: the server's slots are shared by all its models."""
+    key = base_url.rstrip("/")
+    with _registry_lock:
+        queue = _queues.get(key)
+        if queue is None:
+            queue = _queues[key] = StreamQueue(key)
+        return queue

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from functools import lru_cache
 
+import httpx
 import openai
 from django.conf import settings
 
 from apps.core.health import CheckFailed
+from apps.llm.breaker import stream_queue_for
 
 
 @lru_cache(maxsize=4)
@@ -73,19 +76,78 @@ async def close_async_clients() -> None:
         await client.close()
 
 
+# How long a confirmed "this server serves LLM_MODEL" stands before `/models` is asked again.
+MODELS_RECHECK_SECONDS = 300.0
+_HEALTH_TIMEOUT_SECONDS = 2.5
+_models_confirmed: dict[tuple[str, str, str], float] = {}
+_models_lock = threading.Lock()
+
+
 def check_llm() -> str:
-    """Ready when the server answers `/models` and serves the configured model."""
+    """Ready when the server is up and serves the configured model, asked so that it never disturbs an
+    answer being written and never counts as a model call (no breaker, no stream slot):
+
+    1. liveness, every time: `GET <root>/health` (llama-server and vLLM answer it beside generation, 503
+       while loading). A 4xx means the server has no such endpoint (llama_cpp.server, hosted APIs) but is
+       answering HTTP, which is enough.
+    2. the model, at most every MODELS_RECHECK_SECONDS per server, URL and model: `GET /models`.
+       llama_cpp.server answers it only between two generations (it takes the model's lock), so while this
+       process has streams in flight there, or when `/models` times out, an earlier confirmation stands.
+    """
+    base_url = settings.LLM_BASE_URL.rstrip("/")
+    model = settings.LLM_MODEL
+    _check_alive(base_url)
+    key = (base_url, settings.LLM_API_KEY, model)
+    with _models_lock:
+        confirmed = _models_confirmed.get(key)
+    now = time.monotonic()
+    if confirmed is not None and (
+        now - confirmed < MODELS_RECHECK_SECONDS or stream_queue_for(base_url).in_flight > 0
+    ):
+        return model
     try:
-        models = [m.id for m in llm_client(timeout=2.5).models.list()]
+        models = [m.id for m in llm_client(timeout=_HEALTH_TIMEOUT_SECONDS).models.list()]
+    except openai.APITimeoutError as exc:
+        if confirmed is not None:
+            return model  # alive (step 1) and busy: the model was there before
+        raise CheckFailed(f"LLM server at {base_url} did not list its models within 2.5s") from exc
     except openai.APIConnectionError as exc:
         raise CheckFailed(
             f"cannot reach LLM_BASE_URL {settings.LLM_BASE_URL}: {exc.__cause__ or exc}"
         ) from exc
     except openai.APIStatusError as exc:
         raise CheckFailed(f"LLM server answered HTTP {exc.status_code} at {settings.LLM_BASE_URL}") from exc
-    if settings.LLM_MODEL not in models:
+    if model not in models:
+        with _models_lock:
+            _models_confirmed.pop(key, None)
         raise CheckFailed(
-            f"LLM_MODEL {settings.LLM_MODEL!r} is not served at {settings.LLM_BASE_URL} "
+            f"LLM_MODEL {model!r} is not served at {settings.LLM_BASE_URL} "
             f"(it serves: {', '.join(models) or 'nothing'})"
         )
-    return settings.LLM_MODEL
+    with _models_lock:
+        _models_confirmed[key] = time.monotonic()
+    return model
+
+
+def _check_alive(base_url: str) -> None:
+    root = base_url.removesuffix("/v1")
+    try:
+        response = httpx.get(
+            f"{root}/health",
+            headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"},
+            timeout=_HEALTH_TIMEOUT_SECONDS,
+        )
+    except httpx.TimeoutException as exc:
+        raise CheckFailed(f"LLM server at {settings.LLM_BASE_URL} did not answer within 2.5s") from exc
+    except httpx.HTTPError as exc:
+        raise CheckFailed(f"cannot reach LLM_BASE_URL {settings.LLM_BASE_URL}: {exc}") from exc
+    if response.status_code == 503:
+        raise CheckFailed(f"LLM server at {settings.LLM_BASE_URL} is loading the model (HTTP 503)")
+    if response.status_code >= 500:
+        raise CheckFailed(f"LLM server answered HTTP {response.status_code} at {settings.LLM_BASE_URL}")
+
+
+def forget_model_checks() -> None:
+    """Forgets every confirmed model (tests)."""
+    with _models_lock:
+        _models_confirmed.clear()

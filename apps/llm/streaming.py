@@ -4,7 +4,8 @@
 raises `LLMCallError` with a `kind` the caller maps to what the customer sees:
 
 - `unavailable`: no answer started: the endpoint refused, failed or stayed silent on every attempt
-  (`LLM_MAX_ATTEMPTS`), or rejected the request outright.
+  (`LLM_MAX_ATTEMPTS`), rejected the request outright, or no stream slot came free within
+  `LLM_QUEUE_TIMEOUT_SECONDS`.
 - `circuit_open`: the breaker for this endpoint is open; no request was made.
 - `cut`: text was delivered, then the stream broke, idled or ended without a finish_reason. Never
   retried here: a second attempt would repeat the text the customer already saw.
@@ -12,6 +13,12 @@ raises `LLMCallError` with a `kind` the caller maps to what the customer sees:
 
 Retries happen only before the first content delta. Nothing here logs message content: details are
 built from status codes, exception types and timings only.
+
+A call waits its turn: while `LLM_MAX_CONCURRENT_STREAMS` streams of this process are on the endpoint, it
+queues (apps/llm/breaker.py, `StreamQueue`) and `on_wait(position)` tells the caller its place; the
+first-token timeout starts only once it has a slot. A busy endpoint is not a broken one: an HTTP 503 or 429,
+or a first-token or idle timeout while other streams of this process were on the endpoint, is retried or
+reported like any failure but does not count towards the circuit breaker.
 """
 
 from __future__ import annotations
@@ -28,7 +35,15 @@ import openai
 from django.conf import settings
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from apps.llm.breaker import breaker_for
+from apps.llm.breaker import (
+    Admission,
+    CircuitBreaker,
+    OnWait,
+    QueueTimeout,
+    StreamQueue,
+    breaker_for,
+    stream_queue_for,
+)
 from apps.llm.clients import async_llm_client
 
 logger = logging.getLogger(__name__)
@@ -36,6 +51,13 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Conflict and request-timeout answers are transient by definition; every 5xx is retried too.
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+# "Not now", not "broken": llama-server answers 503 while it loads the model; hosted APIs 503 or 429 when
+# overloaded or over quota.
+_BUSY_STATUS = frozenset({429, 503})
+# Defaults of settings that may be unset: the embedded server's parallel slots
+# (helpdesk/stack/embedded.py, LLM_PARALLEL_SLOTS), and how long a call may wait for one.
+DEFAULT_MAX_CONCURRENT_STREAMS = 4
+DEFAULT_QUEUE_TIMEOUT_SECONDS = 60.0
 _MAX_BACKOFF_SECONDS = 5.0
 
 ErrorKind = Literal["unavailable", "circuit_open", "cut", "refused"]
@@ -58,6 +80,7 @@ class StreamOutcome:
     attempts: int
     model: str
     endpoint: str  # base URL
+    queued_seconds: float = 0.0  # waiting for a stream slot, before the first attempt
 
 
 class LLMCallError(Exception):
@@ -70,11 +93,16 @@ class LLMCallError(Exception):
 
 
 class _EndpointFault(Exception):
-    """The attempt failed before any text was delivered, for a reason another attempt may not meet."""
+    """The attempt failed before any text was delivered, for a reason another attempt may not meet.
 
-    def __init__(self, detail: str) -> None:
+    `busy`: the server said it is loading or overloaded. `silent`: nothing came in time, which counts
+    against the endpoint only if no other stream of this process was using it meanwhile."""
+
+    def __init__(self, detail: str, *, busy: bool = False, silent: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.busy = busy
+        self.silent = silent
 
 
 class _RequestRejected(_EndpointFault):
@@ -106,8 +134,8 @@ class _Attempt:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def interrupted(self, detail: str) -> _EndpointFault:
-        return _Cut(detail) if self.delivered else _EndpointFault(detail)
+    def interrupted(self, detail: str, *, silent: bool = False) -> _EndpointFault:
+        return _Cut(detail, silent=silent) if self.delivered else _EndpointFault(detail, silent=silent)
 
 
 async def chat_stream(
@@ -119,13 +147,65 @@ async def chat_stream(
     stop: Sequence[str] = (),
     model: str | None = None,
     base_url: str | None = None,
+    on_wait: OnWait | None = None,
 ) -> StreamOutcome:
+    """`on_wait(position)`, if given, is awaited while the call waits for a stream slot: when it starts
+    waiting, whenever its place in the queue changes (1 = next), and every few seconds otherwise. It is not
+    called when a slot is free at once. Whatever it raises ends the call, as `on_delta`'s errors do."""
     model = model or settings.LLM_MODEL
     endpoint = base_url or settings.LLM_BASE_URL
+    breaker = breaker_for(endpoint, model)
+    if breaker.state == "open":
+        # Fail fast without queueing behind calls that are about to fail fast too.
+        logger.warning("llm call to %s model %s not made: circuit open", endpoint, model)
+        raise LLMCallError("circuit_open", detail=f"circuit open for {breaker.key}")
+    queue = stream_queue_for(endpoint)
+    limit = int(getattr(settings, "LLM_MAX_CONCURRENT_STREAMS", DEFAULT_MAX_CONCURRENT_STREAMS))
+    queue_timeout = float(getattr(settings, "LLM_QUEUE_TIMEOUT_SECONDS", DEFAULT_QUEUE_TIMEOUT_SECONDS))
+    queued_at = time.monotonic()
+    try:
+        await queue.acquire(limit=limit, timeout=queue_timeout, on_wait=on_wait)
+    except QueueTimeout as exc:
+        # The endpoint is busy with this process's own streams: no verdict on its health.
+        logger.warning("llm call to %s model %s not made: %s", endpoint, model, exc.detail)
+        raise LLMCallError("unavailable", detail=exc.detail) from None
+    started = time.monotonic()
+    waited = started - queued_at
+    if waited >= 0.05:
+        logger.info("llm call to %s model %s got a stream slot after %.2fs", endpoint, model, waited)
+    try:
+        return await _chat_stream(
+            messages,
+            on_delta=on_delta,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            model=model,
+            endpoint=endpoint,
+            started=started,
+            queued_seconds=waited,
+        )
+    finally:
+        queue.release()
+
+
+async def _chat_stream(
+    messages: Sequence[ChatMessage],
+    *,
+    on_delta: Callable[[str], Awaitable[None]],
+    max_tokens: int,
+    temperature: float,
+    stop: Sequence[str],
+    model: str,
+    endpoint: str,
+    started: float,
+    queued_seconds: float,
+) -> StreamOutcome:
+    """`chat_stream` once it holds a stream slot: the attempts, the breaker, the outcome."""
     max_attempts = max(1, int(settings.LLM_MAX_ATTEMPTS))
     breaker = breaker_for(endpoint, model)
+    queue = stream_queue_for(endpoint)
     params = [message_param(m) for m in messages]
-    started = time.monotonic()
     attempts = 0
     last_detail = ""
 
@@ -142,6 +222,9 @@ async def chat_stream(
             raise LLMCallError("unavailable", detail=detail, attempts=attempts)
         attempts += 1
         attempt = _Attempt(started=time.monotonic())
+        # Other streams of this process on the endpoint while the attempt ran: then a silence is the server
+        # working on them, not a fault.
+        others_before, started_before = queue.in_flight - 1, queue.started
         try:
             await _stream_once(
                 async_llm_client(base_url=endpoint),
@@ -160,7 +243,7 @@ async def chat_stream(
                 "refused", detail=exc.detail, partial_text=attempt.text, attempts=attempts
             ) from None
         except _Cut as exc:
-            breaker.record_failure()
+            _verdict(breaker, admission, exc, shared=_shared(queue, others_before, started_before))
             logger.warning(
                 "llm stream from %s model %s cut after %d chunks (%d chars): %s",
                 endpoint,
@@ -177,17 +260,17 @@ async def chat_stream(
             logger.error("llm request to %s model %s rejected: %s", endpoint, model, exc.detail)
             raise LLMCallError("unavailable", detail=exc.detail, attempts=attempts) from None
         except _EndpointFault as exc:
-            breaker.record_failure()
-            last_detail = exc.detail
+            busy = _verdict(breaker, admission, exc, shared=_shared(queue, others_before, started_before))
+            last_detail = exc.detail + (" (the endpoint was busy)" if busy else "")
             if attempts >= max_attempts:
                 logger.warning(
                     "llm call to %s model %s gave up after %d attempts: %s",
                     endpoint,
                     model,
                     attempts,
-                    exc.detail,
+                    last_detail,
                 )
-                raise LLMCallError("unavailable", detail=exc.detail, attempts=attempts) from None
+                raise LLMCallError("unavailable", detail=last_detail, attempts=attempts) from None
             delay = _backoff(attempts)
             logger.warning(
                 "llm attempt %d/%d to %s model %s failed: %s; retrying in %.2fs",
@@ -195,7 +278,7 @@ async def chat_stream(
                 max_attempts,
                 endpoint,
                 model,
-                exc.detail,
+                last_detail,
                 delay,
             )
             await asyncio.sleep(delay)
@@ -220,6 +303,7 @@ async def chat_stream(
         attempts=attempts,
         model=model,
         endpoint=endpoint,
+        queued_seconds=round(queued_seconds, 3),
     )
     logger.info(
         "llm stream from %s model %s done: finish=%s attempts=%d ttft=%.3fs total=%.3fs tokens=%s+%d",
@@ -271,7 +355,7 @@ async def _stream_once(
                     timeout=openai.Timeout(backstop, connect=CONNECT_TIMEOUT_SECONDS),
                 )
         except TimeoutError:
-            raise _EndpointFault(f"no response within {first_token_timeout:g}s") from None
+            raise _EndpointFault(f"no response within {first_token_timeout:g}s", silent=True) from None
         except openai.APIError as exc:
             raise _classify(exc) from None
 
@@ -289,7 +373,7 @@ async def _stream_once(
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                raise attempt.interrupted(waiting_for) from None
+                raise attempt.interrupted(waiting_for, silent=True) from None
             except openai.APIError as exc:
                 if attempt.finish_reason is not None:
                     break  # the answer is whole; only the usage chunk or [DONE] was lost
@@ -332,9 +416,24 @@ def _classify(exc: openai.APIError) -> _EndpointFault:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status >= 500 or status in _RETRYABLE_STATUS:
-            return _EndpointFault(f"HTTP {status}")
+            return _EndpointFault(f"HTTP {status}", busy=status in _BUSY_STATUS)
         return _RequestRejected(f"HTTP {status}")
     return _EndpointFault(describe_error(exc))
+
+
+def _shared(queue: StreamQueue, others_before: int, started_before: int) -> bool:
+    """Whether another stream of this process used the endpoint during the attempt."""
+    return others_before > 0 or queue.in_flight > 1 or queue.started != started_before
+
+
+def _verdict(breaker: CircuitBreaker, admission: Admission, fault: _EndpointFault, *, shared: bool) -> bool:
+    """Records a failed attempt against the endpoint unless the endpoint was only busy; True if busy."""
+    busy = fault.busy or (fault.silent and shared)
+    if busy:
+        breaker.release(admission)
+    else:
+        breaker.record_failure()
+    return busy
 
 
 def describe_error(exc: BaseException) -> str:

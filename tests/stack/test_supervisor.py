@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from helpdesk.env import Env, local_stack
-from helpdesk.stack.embedded import NotReady, free_port
+from helpdesk.stack.embedded import NotReady, free_port, llama_server_binary
 from helpdesk.stack.supervisor import Supervisor
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -170,9 +170,14 @@ def test_stack_comes_up_green_stops_cleanly_and_reuses_its_data(var_dir):
         commands = command_lines(descendants)
         for part in ("pginstall/bin/postgres", "valkey-server", "llama_cpp.server", "celery", "daphne"):
             assert part in commands, part
-        # Answers and tool decisions each have their own model server (docs/adr/0005).
-        assert commands.count("llama_cpp.server") == 2
+        # Answers and tool decisions each have their own model server (docs/adr/0005): answers on
+        # llama-server when its binary is installed, tool decisions on llama_cpp.server; neither cuts off
+        # an answer for another request.
+        answers_on_llama_server = llama_server_binary() is not None
+        assert commands.count("llama_cpp.server") == (1 if answers_on_llama_server else 2)
+        assert commands.count("llama-server --model") == (1 if answers_on_llama_server else 0)
         assert commands.count("--chat_format chatml-function-calling") == 1
+        assert commands.count("--interrupt_requests False") == commands.count("llama_cpp.server")
         assert (var_dir / "run" / "stack.json").exists()
         assert "demo company 'nimbus' loaded" in stack.output
         assert "nina       Admin" in stack.output
