@@ -365,7 +365,7 @@ def main() -> None:
         from apps.accounts.services import tenant_create
         from apps.guardrails.pii import pii_redact
         from apps.knowledge import parsing
-        from apps.knowledge.selectors import CANDIDATES, RRF_K, knowledge_search
+        from apps.knowledge.retrieval import CANDIDATES, RRF_K, knowledge_search
         from apps.llm.embeddings import embedder
         from helpdesk.celery import app as celery_app
 

@@ -33,11 +33,12 @@ shared_buffers, which would otherwise be charged to whichever variant ran next):
   raw         SELECT id ... ORDER BY embedding <=> q LIMIT 10            the floor, same index
   raw_tenant  the floor with our WHERE (tenant, live, model)
   raw_passages  raw_tenant returning the chunk's columns instead of its id (the price of the text)
-  proposed*   copies of the statement docs/adr/0003 proposed (now shipped as `vector`), run several
-              ways (see `proposed_variants`) to show what each choice costs; the ef_search sweep uses
-              them because the shipped selector pins its own ef_search
+  proposed*   the statements docs/adr/0003 proposed, now shipped as `vector` (imported from
+              apps/knowledge/retrieval.py, never copied), run several ways (see `proposed_variants`) to
+              show what each choice costs; the ef_search sweep uses them because the shipped function
+              pins its own ef_search
   small_ours / small_raw   proposed_vec_local and raw_tenant on the second, smaller tenant
-with the HNSW session settings read from apps/knowledge/selectors.py. Recall@10 is measured against an
+with the HNSW session settings of apps/knowledge/retrieval.py. Recall@10 is measured against an
 exact scan with the same tenant filter; an ef_search sweep and EXPLAIN ANALYZE of each statement follow.
 `--smoke`: 3,000 chunks, 20 queries.
 """
@@ -65,7 +66,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.answer_quality import POLICIES, QUESTIONS, embedded_django, policy_title  # noqa: E402
 
-SELECTORS = ROOT / "apps" / "knowledge" / "selectors.py"
 DIMS = 384
 K = 10
 NOISE_SIGMA = 0.02  # per dimension
@@ -364,10 +364,12 @@ def build(*, chunks: int, base_count: int, queries: np.ndarray, rng: np.random.G
 
 
 def selector_session_settings() -> dict[str, str]:
-    """The HNSW settings knowledge_search applies, read from its source so the floor uses the same."""
-    found = dict(re.findall(r"SET LOCAL (hnsw\.\w+) = '?(\w+)'?", SELECTORS.read_text(encoding="utf-8")))
+    """The HNSW settings knowledge_search applies, read from its statement so the floor uses the same."""
+    from apps.knowledge.retrieval import _HNSW_SETTINGS
+
+    found = dict(re.findall(r"SET LOCAL (hnsw\.\w+) = '?(\w+)'?", _HNSW_SETTINGS))
     if "hnsw.ef_search" not in found:
-        raise SystemExit("could not read hnsw.ef_search from apps/knowledge/selectors.py")
+        raise SystemExit("could not read hnsw.ef_search from apps/knowledge/retrieval.py")
     return found
 
 
@@ -397,7 +399,7 @@ def _fetch_ids(sql: str, params: list[Any]) -> list[Any]:
 
 
 def variants(tenant: Any, model: str) -> dict[str, Callable[[Any, list[float]], list[Any]]]:
-    from apps.knowledge.selectors import knowledge_search
+    from apps.knowledge.retrieval import knowledge_search
 
     def ours(mode: str) -> Callable[[Any, list[float]], list[Any]]:
         def run(query: Any, vector: list[float]) -> list[Any]:
@@ -474,7 +476,9 @@ def explain_pieces(tenant: Any, model: str, queries: list[tuple[Any, list[float]
     """EXPLAIN ANALYZE of knowledge_search's statements and the floors, under knowledge_search's settings."""
     from django.db import connection, transaction
 
-    from apps.knowledge.selectors import _SQL, _TSQUERY_SQL, CANDIDATES, RRF_K
+    from apps.knowledge.retrieval import _SQL, _TSQUERY_SQL, CANDIDATES, RRF_K
+    from apps.knowledge.retrieval import _VECTOR_AND_STALE_SQL as PROPOSED_SQL
+    from apps.knowledge.retrieval import _VECTOR_SQL as PROPOSED_VECTOR_SQL
 
     pieces: dict[str, list[float]] = {
         "tsquery": [],
@@ -546,78 +550,18 @@ def explain_pieces(tenant: Any, model: str, queries: list[tuple[Any, list[float]
     }
 
 
-# ---- a prototype of the proposed retrieval statement (docs/adr/0003) -----------------------------------
+# ---- the proposed retrieval statements (docs/adr/0003), now shipped -------------------------------------
 
-# One statement instead of four: the tsquery is built inside it, and full text ranks only the passages
-# the vector side cannot see (their vector is of another model while chunks_reembed catches up), so on
-# a fully embedded knowledge base it costs two empty index probes instead of ranking half the table.
-# Document and version fields come from scalar subqueries, which are cheaper to plan than joins.
-# The two range conditions stand for `embedding_model <> model`, which a btree cannot search; they let
-# the planner probe chunk_live_idx (tenant_id, live, embedding_model). The vector side and the stale side
-# are disjoint, so they are concatenated rather than joined; the k best are picked before the joins.
-PROPOSED_SQL = """
-WITH vec AS (
-    SELECT id, distance, row_number() OVER (ORDER BY distance) AS rnk FROM (
-        SELECT id, embedding <=> %(q)s::vector AS distance
-        FROM knowledge_chunk
-        WHERE tenant_id = %(tenant)s AND live AND embedding_model = %(model)s
-        ORDER BY distance
-        LIMIT %(k)s
-    ) nearest
-),
-stale AS (
-    SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rnk FROM (
-        SELECT c.id, ts_rank_cd(c.search_vector, query) AS rank
-        FROM knowledge_chunk c,
-             to_tsquery('english', nullif((
-                 SELECT string_agg(quote_literal(lexeme), ' | ')
-                 FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS lexeme
-             ), '')) AS query
-        WHERE c.tenant_id = %(tenant)s AND c.live
-          AND (c.embedding_model < %(model)s OR c.embedding_model > %(model)s)
-          AND c.search_vector @@ query
-        ORDER BY rank DESC
-        LIMIT %(k)s
-    ) matched
-),
-best AS (
-    SELECT id, 1.0 / (%(rrf)s + rnk) AS score, 1 - distance AS similarity FROM vec
-    UNION ALL
-    SELECT id, 1.0 / (%(rrf)s + rnk), NULL FROM stale
-    ORDER BY score DESC, similarity DESC NULLS LAST
-    LIMIT %(k)s
-)
-SELECT c.id, c.document_id, (SELECT title FROM knowledge_document WHERE id = c.document_id), c.version_id,
-       (SELECT number FROM knowledge_documentversion WHERE id = c.version_id),
-       (SELECT effective_date FROM knowledge_documentversion WHERE id = c.version_id),
-       c.section_path, c.page, c.text, best.score, best.similarity
-FROM best
-JOIN knowledge_chunk c ON c.id = best.id
-ORDER BY best.score DESC, best.similarity DESC NULLS LAST
-"""
-
-# The same without the stale branch, for when the caller knows every live passage has a vector of the
-# configured model (the common case). Title, version number and date come from scalar subqueries run for
-# the k rows rather than from joins: the same rows, but the planner has no join order to search, which
-# halved planning time (0.24 to 0.10 ms per query, a third of the gap to the floor).
-PROPOSED_VECTOR_SQL = """
-SELECT id, document_id, (SELECT title FROM knowledge_document WHERE id = nearest.document_id), version_id,
-       (SELECT number FROM knowledge_documentversion WHERE id = nearest.version_id),
-       (SELECT effective_date FROM knowledge_documentversion WHERE id = nearest.version_id),
-       section_path, page, text, 1.0 / (%(rrf)s + row_number() OVER (ORDER BY distance)), 1 - distance
-FROM (
-    SELECT id, document_id, version_id, section_path, page, text, embedding <=> %(q)s::vector AS distance
-    FROM knowledge_chunk
-    WHERE tenant_id = %(tenant)s AND live AND embedding_model = %(model)s
-    ORDER BY distance
-    LIMIT %(k)s
-) nearest
-ORDER BY distance
-"""
+# PROPOSED_SQL is apps.knowledge.retrieval._VECTOR_AND_STALE_SQL: one statement instead of four, the
+# tsquery built inside it, full text ranking only the passages the vector side cannot see (their vector is
+# of another model while chunks_reembed catches up), document and version fields from scalar subqueries.
+# PROPOSED_VECTOR_SQL is _VECTOR_SQL, the same without the stale branch (the common case); its scalar
+# subqueries halved planning time (0.24 to 0.10 ms per query, a third of the gap to the floor). Both are
+# imported where they run, after Django is set up: retrieval SQL lives once.
 
 
 def proposed_params(tenant: Any, model: str, query: Any, vector: list[float]) -> dict[str, Any]:
-    from apps.knowledge.selectors import RRF_K
+    from apps.knowledge.retrieval import RRF_K
 
     return {"q": str(vector), "text": str(query), "tenant": tenant.id, "model": model, "k": K, "rrf": RRF_K}
 
@@ -636,7 +580,9 @@ def proposed_variants(tenant: Any, model: str) -> dict[str, Callable[[Any, list[
     import psycopg
     from django.db import connection, transaction
 
-    from apps.knowledge.selectors import Passage
+    from apps.knowledge.retrieval import _VECTOR_AND_STALE_SQL as PROPOSED_SQL
+    from apps.knowledge.retrieval import _VECTOR_SQL as PROPOSED_VECTOR_SQL
+    from apps.knowledge.retrieval import Passage
 
     set_locals = "; ".join(f"SET LOCAL {k} = '{v}'" for k, v in selector_session_settings().items())
 

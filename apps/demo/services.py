@@ -134,8 +134,12 @@ def demo_handoff_load(*, tenant: Tenant) -> None:
 
 def demo_knowledge_load(*, tenant: Tenant) -> int:
     """Ingests (in this process, so the demo answers from the first minute) and publishes the demo policies,
-    unless the company already has documents. Returns how many were published."""
+    unless the company already has documents. Returns how many were published.
+
+    A company whose documents were ingested before sentence units existed gets them here (embedded, in
+    this process, before the first question); when none is missing that costs one query."""
     if Document.objects.for_tenant(tenant).exists():
+        ingestion.sentences_backfill(tenant=tenant)
         return 0
     published = 0
     for path in sorted(DEMO_POLICIES.glob("*.md")):

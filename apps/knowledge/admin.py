@@ -1,8 +1,9 @@
 """Django admin for platform operators: read-mostly views of documents and versions."""
 
 from django.contrib import admin
+from django.http import HttpRequest
 
-from apps.knowledge.models import Document, DocumentEvent, DocumentVersion, KnowledgeGap
+from apps.knowledge.models import Document, DocumentEvent, DocumentVersion, KnowledgeGap, Sentence
 
 
 class VersionInline(admin.TabularInline[DocumentVersion, Document]):
@@ -76,3 +77,37 @@ class KnowledgeGapAdmin(admin.ModelAdmin[KnowledgeGap]):
     list_filter = ["tenant"]
     search_fields = ["question"]
     readonly_fields = ["tenant", "question", "top_similarity", "threshold", "nearest", "conversation_ref"]
+
+
+@admin.register(Sentence)
+class SentenceAdmin(admin.ModelAdmin[Sentence]):
+    """Read-only: sentence units are made by ingestion and follow their version; editing one here would
+    leave its vector and full-text entry describing other words."""
+
+    list_display = ["text", "document", "version", "ordinal", "live", "embedding_model"]
+    list_filter = ["live", "tenant"]
+    search_fields = ["text", "document__title"]
+    list_select_related = ["document", "version"]
+    exclude = ["embedding", "search_vector"]
+    readonly_fields = [
+        "tenant",
+        "document",
+        "version",
+        "chunk",
+        "ordinal",
+        "section_ordinal",
+        "text",
+        "section_path",
+        "page",
+        "live",
+        "embedding_model",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Sentence | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Sentence | None = None) -> bool:
+        return False

@@ -1,9 +1,11 @@
 """The ingestion pipeline a Celery task runs for one uploaded version:
 
-    claim → parse (bounded child process) → chunk along the structure → PII scan → embed → index
+    claim → parse (bounded child process) → chunk along the structure → sentence units → PII scan → embed
+    → index
 
-Nothing is visible until the last step, which writes every chunk and marks the version ready in one
-transaction: a failure at any point leaves no chunk behind, only a `failed` version with the reason.
+Nothing is visible until the last step, which writes every chunk and sentence unit and marks the version
+ready in one transaction: a failure at any point leaves nothing behind, only a `failed` version with the
+reason.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,10 +21,19 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.accounts.models import Tenant
 from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import PIIUnavailable, RedactedText, pii_redact, pii_redact_with_findings
-from apps.knowledge.models import Chunk, DocumentVersion, VersionStatus
+from apps.knowledge.models import Chunk, DocumentVersion, Sentence, VersionStatus
 from apps.knowledge.parsing import Block, IngestionError, chunk, extract_bounded
+from apps.knowledge.parsing.sentences import sentence_drafts
+from apps.knowledge.sentences import (
+    refresh_sentence_search_vectors,
+    sentence_embedding_input,
+    sentence_rows,
+    version_sentences_create,
+    versions_without_sentences,
+)
 from apps.knowledge.services import LIMITS, publish_version_event, version_event
 from apps.llm.embeddings import embedder
 
@@ -42,7 +54,7 @@ def embedding_input(
 
 
 def refresh_search_vectors(version: DocumentVersion) -> None:
-    """Full-text vectors weight the section headings above the body text."""
+    """Full-text vectors (chunks' and sentence units') weight the section headings above the body text."""
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE knowledge_chunk SET search_vector ="
@@ -50,6 +62,7 @@ def refresh_search_vectors(version: DocumentVersion) -> None:
             " || setweight(to_tsvector('english', text), 'B') WHERE version_id = %s",
             [version.id],
         )
+    refresh_sentence_search_vectors(version)
 
 
 def _claim(version_id: str) -> DocumentVersion | None:
@@ -109,6 +122,7 @@ def version_ingest(*, version_id: str) -> DocumentVersion | None:
     except IngestionError as exc:
         return _fail(version, exc.code, exc.message)
     drafts = chunk(extracted)
+    units = sentence_drafts(drafts)
     parsed_at = time.perf_counter()
     _progress(version, status=VersionStatus.EMBEDDING, progress=30)
 
@@ -120,6 +134,10 @@ def version_ingest(*, version_id: str) -> DocumentVersion | None:
             redacted_text, findings = pii_redact_with_findings(draft.text)
             redacted.append(embedding_input(title, draft.section_path, redacted_text))
             found.update(f.entity_type for f in findings)
+        # Scanned on their own rather than cut from the redacted chunk: only the scanner makes redacted text.
+        redacted.extend(
+            sentence_embedding_input(title, unit.section_path, pii_redact(unit.text)) for unit in units
+        )
     except PIIUnavailable:
         return _fail(version, "pii_unavailable", "The PII scanner is unavailable. Retry in a minute.")
 
@@ -143,8 +161,8 @@ def version_ingest(*, version_id: str) -> DocumentVersion | None:
         locked = DocumentVersion.objects.select_for_update().filter(pk=version.pk).first()
         if locked is None or locked.status != VersionStatus.EMBEDDING:
             return None  # deleted meanwhile, or reclaimed as stale by another worker
-        Chunk.objects.filter(version=locked).delete()
-        Chunk.objects.bulk_create(
+        Chunk.objects.filter(version=locked).delete()  # and their sentence units (cascade)
+        chunks = Chunk.objects.bulk_create(
             [
                 Chunk(
                     tenant_id=locked.tenant_id,
@@ -158,8 +176,19 @@ def version_ingest(*, version_id: str) -> DocumentVersion | None:
                     embedding=vector,
                     embedding_model=model,
                 )
-                for draft, vector in zip(drafts, vectors, strict=True)
+                for draft, vector in zip(drafts, vectors[: len(drafts)], strict=True)
             ],
+            batch_size=500,
+        )
+        Sentence.objects.bulk_create(
+            sentence_rows(
+                version=locked,
+                chunks=chunks,
+                drafts=units,
+                live=False,
+                vectors=vectors[len(drafts) :],
+                model=model,
+            ),
             batch_size=500,
         )
         refresh_search_vectors(locked)
@@ -185,12 +214,43 @@ def version_ingest(*, version_id: str) -> DocumentVersion | None:
     return locked
 
 
+@dataclass(frozen=True)
+class Reembedded:
+    versions_backfilled: int  # ready versions that had no sentence units and now have them
+    chunks: int
+    sentences: int
+
+
 def chunks_reembed(*, batch: int = 128) -> int:
-    """Re-embeds passages whose vectors came from another model than the configured one; returns how many.
+    """`knowledge_reembed`, returning how many passages (chunks) were re-embedded."""
+    return knowledge_reembed(batch=batch).chunks
+
+
+def knowledge_reembed(*, batch: int = 128) -> Reembedded:
+    """Brings every vector up to the configured model: creates the sentence units of versions ingested
+    before units existed, then re-embeds passages and sentence units whose vectors came from another model
+    (or that have none yet), live ones first.
 
     Retrieval compares only vectors of the configured model, so passages not yet re-embedded are found by
     full-text search alone until their turn comes: two models' vectors are never compared.
     """
+    backfilled = sum(1 for v in versions_without_sentences() if version_sentences_create(version_id=v))
+    chunks = _chunks_reembed(batch=batch)
+    sentences = sentences_reembed(batch=batch)
+    return Reembedded(versions_backfilled=backfilled, chunks=chunks, sentences=sentences)
+
+
+def sentences_backfill(*, tenant: Tenant) -> int:
+    """Sentence units, embedded, for the tenant's ready versions that have none (installs upgraded from
+    before units existed). Returns how many versions got them; costs one query when none is missing."""
+    missing = versions_without_sentences(tenant=tenant)
+    backfilled = sum(1 for v in missing if version_sentences_create(version_id=v))
+    if missing:
+        sentences_reembed(tenant=tenant)
+    return backfilled
+
+
+def _chunks_reembed(*, batch: int) -> int:
     model = settings.EMBEDDINGS_MODEL
     total = 0
     while True:
@@ -208,4 +268,25 @@ def chunks_reembed(*, batch: int = 128) -> int:
             chunk_row.embedding, chunk_row.embedding_model = vector, model
         Chunk.objects.bulk_update(stale, ["embedding", "embedding_model"])
         DocumentVersion.objects.filter(pk__in={c.version_id for c in stale}).update(embedding_model=model)
+        total += len(stale)
+
+
+def sentences_reembed(*, batch: int = 128, tenant: Tenant | None = None) -> int:
+    """Embeds sentence units whose vector is missing or of another model; returns how many."""
+    model = settings.EMBEDDINGS_MODEL
+    total = 0
+    while True:
+        rows = Sentence.objects.exclude(embedding_model=model).filter(version__status=VersionStatus.READY)
+        if tenant is not None:
+            rows = rows.filter(tenant=tenant)
+        stale = list(rows.select_related("document").defer("search_vector").order_by("-live", "id")[:batch])
+        if not stale:
+            return total
+        texts = [
+            sentence_embedding_input(s.document.title, s.section_path, pii_redact(s.text)) for s in stale
+        ]
+        vectors = embedder().embed(list(texts))
+        for row, vector in zip(stale, vectors, strict=True):
+            row.embedding, row.embedding_model = vector, model
+        Sentence.objects.bulk_update(stale, ["embedding", "embedding_model"])
         total += len(stale)

@@ -125,6 +125,51 @@ class Chunk(TenantScopedModel):
         return f"{self.version_id}#{self.ordinal}"
 
 
+class Sentence(TenantScopedModel):
+    """One unit of evidence the assistant can quote: a sentence, list item, table row or lead-in line of a
+    version's chunks (parsing/sentences.py), stored once even where neighbouring chunks overlap.
+
+    `text` is a verbatim slice of its chunk's text (so it is redacted when the chunk is). Its neighbours are
+    the sentences of the same version and `section_ordinal` with the adjacent `ordinal`. `live` follows the
+    version exactly as `Chunk.live` does, flipped in the same transactions.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="sentences")
+    version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="sentences")
+    chunk = models.ForeignKey(
+        Chunk, on_delete=models.CASCADE, related_name="sentences"
+    )  # the first holding it
+    ordinal = models.PositiveIntegerField()  # order within the version
+    # Consecutive chunks with one section path form a section; its sentences share this number.
+    section_ordinal = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    section_path = ArrayField(models.CharField(max_length=300), default=list, blank=True)
+    page = models.PositiveIntegerField(null=True, blank=True)
+    live = models.BooleanField(default=False)  # true exactly when its version is the published one
+    search_vector = SearchVectorField(null=True)  # title and section (weight A), text (B)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True)
+    embedding_model = models.CharField(max_length=200, blank=True)  # empty until embedded
+
+    class Meta:
+        ordering = ["version", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="uniq_sentence_ordinal")]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="sentence_search_gin"),
+            HnswIndex(
+                name="sentence_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["tenant", "live", "embedding_model"], name="sentence_live_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}.{self.ordinal}"
+
+
 class DocumentEvent(TenantScopedModel):
     """Who did what to which version, and when: the publication history editors and auditors read."""
 

@@ -16,11 +16,21 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.accounts.models import Tenant, User
+from apps.accounts.services import tenant_knowledge_epoch_bump
 from apps.core.errors import BadRequest, Conflict
 from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import RedactedText
-from apps.knowledge.models import Chunk, Document, DocumentEvent, DocumentVersion, KnowledgeGap, VersionStatus
+from apps.knowledge.models import (
+    Chunk,
+    Document,
+    DocumentEvent,
+    DocumentVersion,
+    KnowledgeGap,
+    Sentence,
+    VersionStatus,
+)
 from apps.knowledge.parsing import IngestionError, Limits, sniff
+from apps.knowledge.sentences import version_sentences_redact
 
 LIMITS = Limits()
 
@@ -53,6 +63,12 @@ def _enqueue_ingestion(version: DocumentVersion) -> None:
     # robust: a broker outage must not fail the upload that is already stored; the version stays queued and
     # the editor can queue it again (version_retry).
     transaction.on_commit(lambda: version_ingest_task.delay(version_id), robust=True)
+
+
+def _enqueue_reembed() -> None:
+    from apps.knowledge.tasks import chunks_reembed as chunks_reembed_task
+
+    transaction.on_commit(lambda: chunks_reembed_task.delay(), robust=True)
 
 
 def upload_size_check(*, filename: str, size: int) -> None:
@@ -144,6 +160,8 @@ def version_retry(*, version: DocumentVersion, actor: User | None) -> DocumentVe
 def _switch_live(document: Document, version: DocumentVersion) -> None:
     Chunk.objects.filter(document=document, live=True).exclude(version=version).update(live=False)
     Chunk.objects.filter(version=version).update(live=True)
+    Sentence.objects.filter(document=document, live=True).exclude(version=version).update(live=False)
+    Sentence.objects.filter(version=version).update(live=True)
     document.published_version = version
     document.save(update_fields=["published_version", "updated_at"])
 
@@ -164,6 +182,7 @@ def version_publish(
         raise Conflict(f"Version {version.number} is already published.")
     rollback = document.published_version is not None and version.number < document.published_version.number
     _switch_live(document, version)
+    tenant_knowledge_epoch_bump(tenant_id=document.tenant_id)  # cached answers of the old text go stale
     version.published_by = actor
     version.published_at = timezone.now()
     if effective_date is not None:
@@ -195,6 +214,8 @@ def document_unpublish(*, document: Document, actor: User | None) -> Document:
     if document.published_version_id is None:
         raise Conflict("This document is not published.")
     Chunk.objects.filter(document=document, live=True).update(live=False)
+    tenant_knowledge_epoch_bump(tenant_id=document.tenant_id)
+    Sentence.objects.filter(document=document, live=True).update(live=False)
     DocumentEvent.objects.create(
         tenant=document.tenant,
         document=document,
@@ -210,6 +231,8 @@ def document_unpublish(*, document: Document, actor: User | None) -> Document:
 @transaction.atomic
 def document_delete(*, document: Document, actor: User | None) -> None:
     """Removes the document with every version, chunk and vector. The audit line outlives it."""
+    if document.published_version_id is not None:
+        tenant_knowledge_epoch_bump(tenant_id=document.tenant_id)
     DocumentEvent.objects.create(
         tenant=document.tenant,
         document=None,
@@ -230,10 +253,14 @@ def version_redact(*, version: DocumentVersion, actor: User | None) -> DocumentV
     version = DocumentVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != VersionStatus.READY:
         raise Conflict("Only a ready version can be redacted.")
+    if Document.objects.filter(pk=version.document_id, published_version=version).exists():
+        tenant_knowledge_epoch_bump(tenant_id=version.tenant_id)  # the live passages' text changes
     chunks = list(Chunk.objects.filter(version=version).order_by("ordinal"))
     for chunk in chunks:
         chunk.text = str(pii_redact(chunk.text))
     Chunk.objects.bulk_update(chunks, ["text"])
+    if version_sentences_redact(version=version):
+        _enqueue_reembed()
     version.extracted_text = str(pii_redact(version.extracted_text))
     version.pii_redacted = True
     version.save(update_fields=["extracted_text", "pii_redacted", "updated_at"])

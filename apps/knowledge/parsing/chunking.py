@@ -20,16 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .document import Block, Extracted
+from .sentences import CJK_STOPS, SENTENCE_BREAK
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
-# Typographic quotes and CJK full stops are spelled as escapes so that they are unmistakable.
-_OPEN_QUOTES = "\"'\u201c\u2018(\\["
-_CLOSE_QUOTES = "\"'\u201d\u2019)\\]"
-_CJK_STOPS = "\u3002\uff01\uff1f"
-_SENTENCE_BREAK = re.compile(
-    rf"(?:(?<=[.!?])|(?<=[.!?][{_CLOSE_QUOTES}]))\s+(?=[{_OPEN_QUOTES}]?[A-Z0-9])|(?<=[{_CJK_STOPS}])"
-)
+# One definition of where a sentence ends, shared with the sentence units retrieval quotes.
+_SENTENCE_BREAK = SENTENCE_BREAK
+_CJK_STOPS = CJK_STOPS
 _PARAGRAPH_JOINER = "\n\n"
 
 
