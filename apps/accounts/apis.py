@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts import selectors, services
-from apps.accounts.models import Membership, Role, Tenant
+from apps.accounts import hooks, selectors, services
+from apps.accounts.models import AnswerStyle, Membership, Role, Tenant
 
 
 class TenantOutput(serializers.Serializer[Tenant]):
@@ -22,6 +22,8 @@ class TenantOutput(serializers.Serializer[Tenant]):
     roles = serializers.SerializerMethodField()
     abstain_threshold = serializers.FloatField(allow_null=True)
     daily_token_budget = serializers.IntegerField()
+    answer_style = serializers.CharField()
+    handoff_topics = serializers.ListField(child=serializers.CharField())
 
     def get_allowed_origins(self, tenant: Tenant) -> list[str]:
         return selectors.tenant_origins(tenant=tenant)
@@ -35,6 +37,16 @@ class TenantUpdateInput(serializers.Serializer[Any]):
     allowed_origins = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
     abstain_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     daily_token_budget = serializers.IntegerField(required=False, min_value=0)
+    answer_style = serializers.ChoiceField(choices=AnswerStyle.choices, required=False)
+    handoff_topics = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+
+    def validate_handoff_topics(self, value: list[str]) -> list[str]:
+        # Checked here, before any setting is saved, so a bad request changes nothing.
+        known = {topic.key for topic in hooks.handoff_topics()}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise serializers.ValidationError(f"Unknown sensitive topics: {', '.join(unknown)}.")
+        return value
 
 
 class MembershipOutput(serializers.Serializer[Membership]):
@@ -60,7 +72,7 @@ class TenantDetailApi(APIView):
     @extend_schema(
         request=TenantUpdateInput,
         responses=TenantOutput,
-        summary="Rename, set allowed origins, or set the assistant's policy",
+        summary="Rename, set allowed origins, or set the assistant's policy and answer style",
     )
     def patch(self, request: Request, slug: str) -> Response:
         tenant, roles = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
@@ -75,6 +87,11 @@ class TenantDetailApi(APIView):
             tenant=tenant,
             abstain_threshold=data.validated_data.get("abstain_threshold", ...),
             daily_token_budget=data.validated_data.get("daily_token_budget"),
+        )
+        services.tenant_answers_configure(
+            tenant=tenant,
+            answer_style=data.validated_data.get("answer_style"),
+            handoff_topics=data.validated_data.get("handoff_topics"),
         )
         return Response(TenantOutput(tenant, context={"roles": {tenant.id: roles}}).data)
 

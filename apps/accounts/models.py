@@ -6,6 +6,7 @@ import secrets
 from typing import Any, Self
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -23,6 +24,25 @@ def new_identity_secret() -> str:
 
 def new_sealed_identity_secret() -> str:
     return seal(new_identity_secret())
+
+
+class AnswerStyle(models.TextChoices):
+    """How the assistant words a grounded answer (apps/llm/profiles.py decides what "auto" means)."""
+
+    AUTO = "auto", "Auto"
+    QUOTE = "quote", "Quote"
+    COMPOSE = "compose", "Compose"
+
+
+# The built-in sensitive topics (apps/guardrails/sentiment.py SENSITIVE_TOPICS) a new company hands to a
+# person. Named here, not imported, because accounts sits below guardrails; a guardrails test keeps the two
+# lists equal. A new built-in topic needs its key here and a data migration that enables it for existing
+# companies (they store what they enabled, so it is off for them until then).
+DEFAULT_HANDOFF_TOPICS = ("bereavement", "fraud", "vulnerability", "legal")
+
+
+def default_handoff_topics() -> list[str]:
+    return list(DEFAULT_HANDOFF_TOPICS)
 
 
 class User(AbstractUser):
@@ -51,6 +71,14 @@ class Tenant(BaseModel):
     abstain_threshold = models.FloatField(null=True, blank=True)
     # LLM tokens (prompt + completion) the tenant may use per UTC day; 0 means no limit.
     daily_token_budget = models.PositiveIntegerField(default=0)
+    # Quote the policy's sentences, compose from them, or let the configured model's profile decide.
+    answer_style = models.CharField(max_length=16, choices=AnswerStyle.choices, default=AnswerStyle.AUTO)
+    # Bumped (in the same transaction) by every change to what the published knowledge says: publish,
+    # rollback, unpublish, delete, redaction of a published version. Answers cached under an older epoch
+    # are never served again.
+    knowledge_epoch = models.PositiveBigIntegerField(default=1, editable=False)
+    # The keys of the sensitive topics that hand a turn to a person before the assistant answers it.
+    handoff_topics = ArrayField(models.CharField(max_length=32), default=default_handoff_topics, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -59,7 +87,10 @@ class Tenant(BaseModel):
                 condition=models.Q(abstain_threshold__isnull=True)
                 | models.Q(abstain_threshold__gte=0, abstain_threshold__lte=1),
                 name="tenant_abstain_threshold_range",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(answer_style__in=AnswerStyle.values), name="tenant_answer_style_valid"
+            ),
         ]
 
     def __str__(self) -> str:

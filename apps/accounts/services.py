@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import uuid
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.accounts.models import AllowedOrigin, Contact, Membership, Role, Tenant, User, new_identity_secret
+from apps.accounts import hooks
+from apps.accounts.models import (
+    DEFAULT_HANDOFF_TOPICS,
+    AllowedOrigin,
+    AnswerStyle,
+    Contact,
+    Membership,
+    Role,
+    Tenant,
+    User,
+    new_identity_secret,
+)
 from apps.core.errors import BadRequest, Conflict
 
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
@@ -190,3 +203,36 @@ def tenant_assistant_configure(
     if fields:
         tenant.save(update_fields=[*fields, "updated_at"])
     return tenant
+
+
+def tenant_answers_configure(
+    *, tenant: Tenant, answer_style: str | None = None, handoff_topics: Iterable[str] | None = None
+) -> Tenant:
+    """How the assistant words answers (quote, compose, or auto: the configured model's profile decides)
+    and which sensitive topics hand a turn to a person. None leaves a setting as it is."""
+    fields = []
+    if answer_style is not None:
+        if answer_style not in AnswerStyle.values:
+            raise BadRequest(f"{answer_style!r} is not an answer style: choose auto, quote or compose.")
+        tenant.answer_style = answer_style
+        fields.append("answer_style")
+    if handoff_topics is not None:
+        known = [topic.key for topic in hooks.handoff_topics()] or list(DEFAULT_HANDOFF_TOPICS)
+        chosen = set(handoff_topics)
+        unknown = sorted(chosen.difference(known))
+        if unknown:
+            raise BadRequest(
+                f"{', '.join(unknown)} is not a sensitive topic: choose among {', '.join(known)}."
+            )
+        # Stored in the order topics are checked, so the first match (the handoff's detail) is stable.
+        tenant.handoff_topics = [key for key in known if key in chosen]
+        fields.append("handoff_topics")
+    if fields:
+        tenant.save(update_fields=[*fields, "updated_at"])
+    return tenant
+
+
+def tenant_knowledge_epoch_bump(*, tenant_id: uuid.UUID) -> None:
+    """What the company's published knowledge says has changed: answers cached under an older epoch are
+    never served again. Call it inside the transaction that makes the change, so both commit together."""
+    Tenant.objects.filter(id=tenant_id).update(knowledge_epoch=F("knowledge_epoch") + 1)

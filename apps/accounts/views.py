@@ -9,9 +9,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.accounts import selectors, services
-from apps.accounts.models import Role, User
+from apps.accounts import hooks, selectors, services
+from apps.accounts.models import AnswerStyle, Role, User
 from apps.core.errors import BadRequest, HelpdeskError
+
+# One line each on the settings page, in the order the choices are shown.
+ANSWER_STYLE_HELP: dict[str, str] = {
+    AnswerStyle.AUTO.value: "Auto: chosen from the configured model's measured profile.",
+    AnswerStyle.QUOTE.value: (
+        "Quote: the customer sees the policy's own sentences under a short lead-in; nothing generated."
+    ),
+    AnswerStyle.COMPOSE.value: (
+        "Compose: the model writes up to three sentences from those sentences, each checked before it is "
+        "shown."
+    ),
+}
 
 
 def _user(request: HttpRequest) -> User:
@@ -33,6 +45,10 @@ def staff_home(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def tenant_settings(request: HttpRequest, slug: str) -> HttpResponse:
     tenant, roles = selectors.access_tenant(actor=request.user, slug=slug)
+    topics = [
+        {"key": t.key, "label": t.label, "description": t.description, "on": t.key in tenant.handoff_topics}
+        for t in hooks.handoff_topics()
+    ]
     context = {
         "tenant": tenant,
         "roles": sorted(roles),
@@ -41,6 +57,10 @@ def tenant_settings(request: HttpRequest, slug: str) -> HttpResponse:
         "memberships": selectors.tenant_memberships(tenant=tenant) if Role.ADMIN in roles else [],
         "script_src": request.build_absolute_uri("/widget.js"),
         "default_threshold": settings.KB_ABSTAIN_SIMILARITY,
+        "answer_styles": list(ANSWER_STYLE_HELP.items()),
+        "auto_style": hooks.auto_style_resolve(),
+        "handoff_topics": topics,
+        "handoff_topics_on": [t["label"] for t in topics if t["on"]],
     }
     return render(request, "accounts/tenant_settings.html", context)
 
@@ -105,4 +125,22 @@ def tenant_assistant(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, "The assistant's settings are saved.")
+    return redirect("tenant-settings", slug=tenant.slug)
+
+
+@login_required
+@require_POST
+def tenant_answers(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+    try:
+        services.tenant_answers_configure(
+            tenant=tenant,
+            answer_style=request.POST.get("answer_style", ""),
+            # Unticked boxes are not sent: the form always sends the whole set, so none ticked means none.
+            handoff_topics=request.POST.getlist("handoff_topics"),
+        )
+    except HelpdeskError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "How the assistant answers is saved.")
     return redirect("tenant-settings", slug=tenant.slug)

@@ -153,6 +153,19 @@ RATINGS = Family(
     "Customer satisfaction ratings, by score (1 to 5).",
     ("tenant", "score"),
 )
+ANSWER_CACHE_RESULTS = frozenset({"hit_exact", "hit_neighbour", "miss", "store"})
+ANSWER_CACHE = Family(
+    "helpdesk_answer_cache_total",
+    "counter",
+    "Answer cache lookups by result (hit_exact, hit_neighbour, miss) and answers stored (store).",
+    ("tenant", "result"),
+)
+COMPOSED_SENTENCES = Family(
+    "helpdesk_composed_sentences_total",
+    "counter",
+    "Sentences a model composed in the compose style: shown (supported by the evidence) or dropped.",
+    ("tenant", "result"),
+)
 FAMILIES = (
     TTFT,
     TPS,
@@ -166,6 +179,8 @@ FAMILIES = (
     CLAIM_SECONDS,
     CASE_FILE_SECONDS,
     RATINGS,
+    ANSWER_CACHE,
+    COMPOSED_SENTENCES,
 )
 _BY_NAME = {family.name: family for family in FAMILIES}
 
@@ -228,6 +243,22 @@ def case_file_observe(*, tenant: str, seconds: float) -> None:
 
 def rating_count(*, tenant: str, score: int) -> None:
     _record([(_field(RATINGS.name, (tenant, str(score))), 1)])
+
+
+def answer_cache_count(*, tenant: str, result: str) -> None:
+    """One answer cache lookup (hit_exact, hit_neighbour, miss) or store; anything else counts as other."""
+    _record([(_field(ANSWER_CACHE.name, (tenant, result if result in ANSWER_CACHE_RESULTS else OTHER)), 1)])
+
+
+def composed_sentences_count(*, tenant: str, shown: int, dropped: int) -> None:
+    """The sentences one compose-style answer's model wrote: shown after the support check, or dropped."""
+    ops: list[tuple[str, int | float]] = []
+    if shown:
+        ops.append((_field(COMPOSED_SENTENCES.name, (tenant, "shown")), shown))
+    if dropped:
+        ops.append((_field(COMPOSED_SENTENCES.name, (tenant, "dropped")), dropped))
+    if ops:
+        _record(ops)
 
 
 def _histogram_ops(family: Family, tenant: str, value: float | None) -> list[tuple[str, int | float]]:

@@ -6,9 +6,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from pgvector.django import HnswIndex, VectorField
 
 from apps.accounts.models import Contact, Tenant, TenantScopedModel
 from apps.core.models import BaseModel
+from apps.knowledge.models import EMBEDDING_DIMENSIONS
 
 
 class HandoffReason(models.TextChoices):
@@ -219,3 +221,49 @@ class ConversationRating(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.score}/5 for {self.conversation_id}"
+
+
+class CachedAnswer(TenantScopedModel):
+    """An answer the assistant may give again to the same question (apps/conversations/answer_cache.py).
+
+    Only answers made from published knowledge alone are stored, never ones that used a customer's account
+    or the conversation's memory. Rows belong to the tenant's knowledge epoch they were made under: a change
+    to the published knowledge bumps the epoch, and older rows are never served again.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    knowledge_epoch = models.PositiveBigIntegerField()
+    style = models.CharField(max_length=16)  # "quote" | "compose": the same evidence worded differently
+    normalized = models.CharField(max_length=500)  # the redacted question, normalised (answer_cache.py)
+    signature = models.TextField(blank=True)  # its numbers and named things, e.g. "travel pass|zone 2"
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    # Vectors of different models are not comparable: a neighbour must have been embedded by this one.
+    embedding_model = models.CharField(max_length=200)
+    # What the assistant needs to answer again: evidence items, text, citations, retrieval summary.
+    payload = models.JSONField(default=dict)
+    hits = models.PositiveIntegerField(default=0)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "knowledge_epoch", "style", "normalized"], name="uniq_cached_answer"
+            ),
+        ]
+        indexes = [
+            HnswIndex(
+                name="cached_answer_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            # No index covers hits or last_hit_at: counting a hit rewrites the row in place (a HOT update)
+            # instead of adding an entry to every index, the HNSW graph included.
+            models.Index(
+                fields=["tenant", "knowledge_epoch", "style", "signature"], name="cached_answer_signature_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cached answer {self.id}"

@@ -1,9 +1,13 @@
 """When a conversation goes to a person (docs/architecture/handoff.md, "Triggers").
 
 Before an answer (`turn_trigger`): the customer asks for a person in words, sounds upset, raises a
-sensitive topic, or a company rule (a topic, the customer's tier) says a person handles it.
-After an answer (`after_answer_trigger`): the model is unavailable, the assistant could not answer (or
-failed) several times in a row, a tool failed, or a change waits for an agent's approval.
+sensitive topic the company hands to a person (Tenant.handoff_topics), or a company rule (a topic, the
+customer's tier) says a person handles it.
+After an answer (`after_answer_trigger`): the assistant could not answer (abstained, or failed: the
+knowledge base unreachable) several times in a row, a tool failed, or a change waits for an agent's
+approval. A model that is down no longer strands anyone: answers quote the policy without it and offer a
+person (answering/pipeline.py); replies stored as failed with `llm_unavailable` by earlier versions still
+escalate at once.
 The widget's "Talk to a person" button is the other way in (services.handoff_request).
 """
 
@@ -53,15 +57,16 @@ def turn_trigger(*, conversation_id: uuid.UUID, question: RedactedText) -> Hando
     """A reason to hand this turn to a person before the assistant answers it, or None."""
     conversation = (
         Conversation.objects.filter(id=conversation_id)
-        .select_related("contact")
-        .only("tenant_id", "contact__tier")
+        .select_related("tenant", "contact")
+        .only("tenant__handoff_topics", "contact__tier")
         .first()
     )
     if conversation is None:
         return None
     if human_requested(question):
         return HandoffTrigger(reason=HandoffReason.CUSTOMER_REQUEST, detail="asked in words")
-    topic = sensitive_topic(question)
+    # Only the topics this company hands to a person: a lawsuit question is everyday business for some.
+    topic = sensitive_topic(question, enabled=conversation.tenant.handoff_topics)
     if topic is not None:
         return HandoffTrigger(reason=HandoffReason.SENSITIVE, detail=topic, priority=1)
     feeling = mood(question)

@@ -6,8 +6,15 @@ class GuardrailsConfig(AppConfig):
     label = "guardrails"
 
     def ready(self) -> None:
+        from apps.accounts import hooks
         from apps.core import health
         from apps.guardrails import pii
+        from apps.guardrails.sentiment import SENSITIVE_TOPICS
+
+        hooks.handoff_topics_register(
+            hooks.HandoffTopicInfo(key=t.key, label=t.label, description=t.description)
+            for t in SENSITIVE_TOPICS
+        )
 
         # Required: with redaction down, nothing may reach the LLM, embeddings or logs, so the product
         # is not ready. The check reports "loading" until the analyzer is in memory (seconds, once per

@@ -5,12 +5,17 @@ A lexicon detector, deterministic and offline like the input checks: a few word 
 casefolded, accent-stripped text, with negation ("not angry", "don't need a human") and a little
 intensity (capitals, repeated !). `sentiment_score` gives the case file a number from -1 (very upset) to
 +1 (pleased). docs/architecture/handoff.md lists what it misses.
+
+The sensitive topics are a registry (`SENSITIVE_TOPICS`): each company chooses which of them hand a turn to
+a person (Tenant.handoff_topics; all of them unless it opts out), because a topic that is sensitive for a
+phone company (a lawsuit) is everyday business for another (a software-licence vendor).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from apps.guardrails.pii import RedactedText
@@ -69,7 +74,43 @@ _SENSITIVE = {
         r"small claims)\b"
     ),
 }
-_SENSITIVE_RE = {topic: re.compile(pattern) for topic, pattern in _SENSITIVE.items()}
+
+
+@dataclass(frozen=True)
+class SensitiveTopic:
+    """A built-in sensitive topic. Companies choose which ones hand a turn to a person
+    (Tenant.handoff_topics stores the keys); the label and description are what their settings page shows."""
+
+    key: str
+    label: str
+    description: str
+    pattern: re.Pattern[str]
+
+
+_ABOUT = {
+    "bereavement": (
+        "Bereavement",
+        "A customer's partner or relative has died: closing or taking over their account, funerals.",
+    ),
+    "fraud": (
+        "Fraud and stolen accounts",
+        "Scams, unauthorised charges, SIM swaps, hacked accounts, identity theft, a stolen phone.",
+    ),
+    "vulnerability": (
+        "Vulnerable customers",
+        "Self-harm, domestic abuse, serious illness, disability, not affording food or a home.",
+    ),
+    "legal": (
+        "Legal threats",
+        "Lawyers, lawsuits, court action, small claims, complaints to an ombudsman or a regulator.",
+    ),
+}
+# In the order `sensitive_topic` checks them: the first match names the handoff.
+SENSITIVE_TOPICS: tuple[SensitiveTopic, ...] = tuple(
+    SensitiveTopic(key=key, label=_ABOUT[key][0], description=_ABOUT[key][1], pattern=re.compile(pattern))
+    for key, pattern in _SENSITIVE.items()
+)
+SENSITIVE_TOPIC_KEYS = frozenset(topic.key for topic in SENSITIVE_TOPICS)
 
 _NEGATIVE = {
     # word: weight (how strongly it signals an upset customer)
@@ -184,12 +225,16 @@ def human_requested(text: RedactedText | str) -> bool:
     return False
 
 
-def sensitive_topic(text: RedactedText | str) -> str | None:
-    """The first sensitive topic the text raises, or None."""
+def sensitive_topic(text: RedactedText | str, enabled: Iterable[str] | None = None) -> str | None:
+    """The key of the first sensitive topic the text raises among `enabled` (a company's
+    Tenant.handoff_topics; None means every built-in topic), or None. Unknown keys are ignored."""
+    wanted = SENSITIVE_TOPIC_KEYS if enabled is None else frozenset(enabled)
+    if not wanted:
+        return None
     folded = _fold(text)
-    for topic, pattern in _SENSITIVE_RE.items():
-        if pattern.search(folded):
-            return topic
+    for topic in SENSITIVE_TOPICS:
+        if topic.key in wanted and topic.pattern.search(folded):
+            return topic.key
     return None
 
 

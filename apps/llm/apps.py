@@ -7,7 +7,8 @@ class LlmConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core import health
-        from apps.llm import clients, embeddings
+        from apps.llm import clients, embeddings, profiles
 
         health.register("llm", clients.check_llm)
         health.register("embeddings", embeddings.check_embeddings)
+        profiles.register_auto_style()

@@ -40,6 +40,8 @@ def _tenant_json(staff, roles: list[str], origins: list[str], name: str | None =
         "roles": roles,
         "abstain_threshold": staff.tenant.abstain_threshold,
         "daily_token_budget": staff.tenant.daily_token_budget,
+        "answer_style": staff.tenant.answer_style,
+        "handoff_topics": staff.tenant.handoff_topics,
     }
 
 
