@@ -1,6 +1,10 @@
 """Tools inside an answer (docs/architecture/tools.md).
 
-    tool decision (apps.llm.tooling) ── runs alongside retrieval; sees the customer's words, not documents
+    tool choice (apps.tools.choice.tools_choose) ── on the question's vector, which retrieval shares:
+      embeddings against the tools' example requests choose the tool, the customer's words give its
+      arguments (the model writes only what words cannot hold); it never sees documents
+      → no call, but `ask_for`: the request is for a tool whose argument the customer has yet to give;
+        the answer asks for it ("your order number (it looks like NM-123456)")
       → each call checked and recorded by apps.tools.services.tool_call_propose:
           refused (unknown, malformed, invalid, not allowed) → recorded; the answer goes on without it
           awaiting_approval (a change)  → the customer is asked to confirm, or an agent is asked to approve
@@ -8,7 +12,7 @@
       → read results are awaited (TOOLS_WAIT_SECONDS); their facts stream into the answer and go into the
         answer's prompt; a slow result is posted to the conversation when it comes
 
-The model proposes, policy decides: only tools the company enabled are offered, only to a verified
+The chooser proposes, policy decides: only tools the company enabled are offered, only to a verified
 customer when the tool needs one, and the customer a tool acts for is the conversation's verified
 identity, never an argument.
 """

@@ -42,12 +42,16 @@ class ToolDecision:
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # What the customer should be asked for before a tool can run, when a required argument is not in
+    # their words: "your order number (it looks like NM-123456)" (apps/tools/choice.py).
+    ask_for: str | None = None
 
 
 async def tools_decide(
     messages: Sequence[ChatMessage],
     *,
     tools: list[dict[str, Any]],
+    tool_choice: str | dict[str, Any] = "auto",
     max_tokens: int = 160,
     model: str | None = None,
     base_url: str | None = None,
@@ -67,7 +71,9 @@ async def tools_decide(
                 model=model,
                 messages=[message_param(m) for m in messages],
                 tools=cast("list[ChatCompletionFunctionToolParam]", tools),
-                tool_choice="auto",
+                # "auto", or {"type": "function", "function": {"name": ...}} to have that tool's
+                # arguments written (llama.cpp's function-calling format then runs one constrained pass).
+                tool_choice=cast("Any", tool_choice),
                 max_tokens=max_tokens,
                 temperature=0,
                 stream=False,

@@ -111,12 +111,27 @@ class ToolConnectionAdmin(admin.ModelAdmin[ToolConnection]):
         obj.pk = saved.pk  # the admin logs and redirects by the saved row
 
 
+class ExamplesField(forms.CharField):
+    """Example requests one per line (they hold commas, so the array field's comma list will not do)."""
+
+    widget = forms.Textarea(attrs={"rows": 6})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
 class TenantToolForm(forms.ModelForm[TenantTool]):
     name = forms.ChoiceField(choices=())
+    examples = ExamplesField(
+        required=False, help_text="The company's own example requests for this tool, one per line."
+    )
 
     class Meta:
         model = TenantTool
-        fields = ["tenant", "name", "enabled", "approval"]
+        fields = ["tenant", "name", "enabled", "approval", "examples"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -144,7 +159,11 @@ class TenantToolAdmin(admin.ModelAdmin[TenantTool]):
 
     def save_model(self, request: HttpRequest, obj: TenantTool, form: Any, change: bool) -> None:
         saved = services.tool_configure(
-            tenant=obj.tenant, name=obj.name, enabled=obj.enabled, approval=obj.approval
+            tenant=obj.tenant,
+            name=obj.name,
+            enabled=obj.enabled,
+            approval=obj.approval,
+            examples=list(form.cleaned_data.get("examples") or []),
         )
         obj.pk = saved.pk
 

@@ -21,7 +21,14 @@ from apps.accounts.models import Role, Tenant, User
 from apps.accounts.selectors import access_tenant
 from apps.core.errors import BadRequest, Unauthorized
 from apps.tools import selectors, services
-from apps.tools.models import AdapterKind, Approval, RunStatus, ToolRun
+from apps.tools.models import (
+    MAX_EXAMPLE_CHARS,
+    MAX_TENANT_EXAMPLES,
+    AdapterKind,
+    Approval,
+    RunStatus,
+    ToolRun,
+)
 
 ADMINS = [Role.ADMIN]
 DECIDERS = [Role.AGENT, Role.ADMIN]
@@ -47,6 +54,10 @@ class ToolSettingOutput(serializers.Serializer[selectors.ToolSetting]):
     enabled = serializers.BooleanField()
     approval = serializers.ChoiceField(choices=Approval.choices)
     configured = serializers.BooleanField()
+    examples = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The company's own example requests for this tool, beside its built-in ones.",
+    )
 
 
 class ToolConnectionOutput(serializers.Serializer[selectors.ConnectionSettings]):
@@ -69,6 +80,13 @@ class ToolSettingsOutput(serializers.Serializer[Any]):
 class ToolChoiceInput(serializers.Serializer[Any]):
     enabled = serializers.BooleanField()
     approval = serializers.ChoiceField(choices=Approval.choices, required=False)
+    examples = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_EXAMPLE_CHARS, allow_blank=True),
+        max_length=MAX_TENANT_EXAMPLES,
+        required=False,
+        help_text="How your customers ask for this tool, one request each (omitted: kept). The assistant "
+        "matches requests against these and the tool's built-in examples to choose a tool.",
+    )
 
 
 class ToolConnectionInput(serializers.Serializer[Any]):
@@ -158,6 +176,7 @@ class ToolDetailApi(APIView):
             name=name,
             enabled=data.validated_data["enabled"],
             approval=data.validated_data.get("approval"),
+            examples=data.validated_data.get("examples"),
         )
         row = next(r for r in selectors.tool_setting_rows(tenant=tenant) if r.spec.name == name)
         return Response(ToolSettingOutput(row).data)

@@ -55,6 +55,10 @@ class ToolConnection(TenantScopedModel):
         return f"{self.get_adapter_display()} for {self.tenant_id}"
 
 
+MAX_TENANT_EXAMPLES = 30
+MAX_EXAMPLE_CHARS = 200
+
+
 class TenantTool(TenantScopedModel):
     """A tool the company lets its assistant use, and who must approve it when it changes something."""
 
@@ -62,6 +66,12 @@ class TenantTool(TenantScopedModel):
     name = models.CharField(max_length=64)
     enabled = models.BooleanField(default=True)
     approval = models.CharField(max_length=8, choices=Approval.choices, default=Approval.NONE)
+    # The company's own example requests for this tool (its product names, its customers' words), added to
+    # the tool's built-in ones when the assistant chooses a tool for this company only (apps/tools/choice.py).
+    # Redacted when saved: they are embedded.
+    examples = ArrayField(
+        models.CharField(max_length=MAX_EXAMPLE_CHARS), default=list, blank=True, size=MAX_TENANT_EXAMPLES
+    )
 
     class Meta:
         ordering = ["name"]

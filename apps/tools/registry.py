@@ -9,8 +9,8 @@ own from its AppConfig.ready().
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from apps.tools.adapters import BusinessAdapter
@@ -27,6 +27,19 @@ class ToolContext:
     customer: str
     idempotency_key: str
     adapter: BusinessAdapter
+
+
+@dataclass(frozen=True)
+class KnownValue:
+    """A value an argument may take, with the words customers use for it: a plan's code and its name."""
+
+    value: str
+    names: tuple[str, ...] = ()
+
+
+# An argument's known values, read through the company's business system for one customer:
+# {"plan_code": [KnownValue("plus-20", ("Plus 20 GB",)), ...]}.
+KnownValues = Callable[[BusinessAdapter, str], Mapping[str, list[KnownValue]]]
 
 
 @dataclass(frozen=True)
@@ -47,15 +60,26 @@ class ToolSpec:
     describe: Callable[[dict[str, Any]], str] | None = None
     # Word stems a request for this tool nearly always contains ("order", "deliver"...). Used only to
     # drop a read the model called while the policies already answer a question that names none of
-    # them (small models call a tool for almost everything); never to start a tool.
+    # them (small models call a tool for almost everything), and by the chooser (apps/tools/choice.py)
+    # as a second signal beside the embeddings.
     topics: tuple[str, ...] = ()
+    # Requests for this tool in customers' words, 8-15 varied phrasings: the chooser matches a request
+    # against them (and the description) with embeddings. A company may add its own (TenantTool.examples).
+    examples: tuple[str, ...] = ()
+    # Arguments that are the customer's own words (a ticket's description): filled with the request.
+    from_request: tuple[str, ...] = ()
+    # What the assistant asks for when a required argument is not in the customer's words, per argument:
+    # {"order_number": "your order number (it looks like NM-123456)"}.
+    ask_for: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # The values an argument may take for this customer (plan codes and names), matched in their words.
+    known_values: KnownValues | None = field(default=None, hash=False, compare=False)
 
     @property
     def changes_data(self) -> bool:
         return self.effect == "change"
 
     def mentioned_in(self, text: str) -> bool:
-        lowered = text.lower()
+        lowered = text.lower().replace("\u2019", "'")  # a typographic apostrophe is a plain one
         return not self.topics or any(topic in lowered for topic in self.topics)
 
     def function_spec(self) -> dict[str, Any]:

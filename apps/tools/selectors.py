@@ -30,6 +30,13 @@ def tools_available(*, tenant: Tenant, verified: bool) -> list[ToolSpec]:
     return [spec for spec in specs if verified or not spec.needs_identity]
 
 
+def tool_examples(*, tenant: Tenant) -> dict[str, list[str]]:
+    """The company's own example requests, by tool name (apps/tools/choice.py adds them to the built-in
+    ones for this company only)."""
+    rows = TenantTool.objects.for_tenant(tenant).exclude(examples=[]).values_list("name", "examples")
+    return {name: list(examples) for name, examples in rows}
+
+
 def tool_settings(*, tenant: Tenant) -> list[tuple[ToolSpec, TenantTool | None]]:
     """Every registered tool with the company's choice for it (None: never configured, so disabled)."""
     chosen = {tool.name: tool for tool in TenantTool.objects.for_tenant(tenant)}
@@ -83,6 +90,7 @@ class ToolSetting:
     enabled: bool
     approval: str
     configured: bool  # False: the company never chose, so the tool is off
+    examples: list[str]  # the company's own example requests, beside the tool's built-in ones
 
 
 def tool_setting_rows(*, tenant: Tenant) -> list[ToolSetting]:
@@ -91,10 +99,18 @@ def tool_setting_rows(*, tenant: Tenant) -> list[ToolSetting]:
         if chosen is None:
             # What enabling it without choosing would store (tool_configure's default).
             default = Approval.AGENT if spec.changes_data else Approval.NONE
-            rows.append(ToolSetting(spec=spec, enabled=False, approval=default, configured=False))
+            rows.append(
+                ToolSetting(spec=spec, enabled=False, approval=default, configured=False, examples=[])
+            )
         else:
             rows.append(
-                ToolSetting(spec=spec, enabled=chosen.enabled, approval=chosen.approval, configured=True)
+                ToolSetting(
+                    spec=spec,
+                    enabled=chosen.enabled,
+                    approval=chosen.approval,
+                    configured=True,
+                    examples=list(chosen.examples),
+                )
             )
     return rows
 

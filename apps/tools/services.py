@@ -32,6 +32,8 @@ from apps.tools.connections import base_url_allowed
 from apps.tools.hooks import run_changed
 from apps.tools.hosts import allowed_host_parse
 from apps.tools.models import (
+    MAX_EXAMPLE_CHARS,
+    MAX_TENANT_EXAMPLES,
     AdapterKind,
     Approval,
     RunStatus,
@@ -85,7 +87,15 @@ class ToolCallRequest:
 # ---- configuration -----------------------------------------------------------------------------------
 
 
-def tool_configure(*, tenant: Tenant, name: str, enabled: bool, approval: str | None = None) -> TenantTool:
+def tool_configure(
+    *,
+    tenant: Tenant,
+    name: str,
+    enabled: bool,
+    approval: str | None = None,
+    examples: list[str] | None = None,
+) -> TenantTool:
+    """`examples`: the company's own example requests for the tool (None keeps the stored ones)."""
     spec = tool_spec(name)
     if spec is None:
         raise BadRequest(f"There is no tool named {name!r}.")
@@ -95,10 +105,21 @@ def tool_configure(*, tenant: Tenant, name: str, enabled: bool, approval: str | 
         raise BadRequest(f"Approval must be one of {', '.join(Approval.values)}.")
     if spec.changes_data and approval == Approval.NONE:
         raise BadRequest(f"{spec.label or spec.name} changes data: an agent or the customer must confirm it.")
-    tool, _ = TenantTool.objects.update_or_create(
-        tenant=tenant, name=name, defaults={"enabled": enabled, "approval": approval}
-    )
+    defaults: dict[str, Any] = {"enabled": enabled, "approval": approval}
+    if examples is not None:
+        defaults["examples"] = _examples_clean(examples)
+    tool, _ = TenantTool.objects.update_or_create(tenant=tenant, name=name, defaults=defaults)
     return tool
+
+
+def _examples_clean(examples: list[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(" ".join(e.split()) for e in examples if e.strip()))
+    if len(cleaned) > MAX_TENANT_EXAMPLES:
+        raise BadRequest(f"A tool takes at most {MAX_TENANT_EXAMPLES} example requests.")
+    if any(len(e) > MAX_EXAMPLE_CHARS for e in cleaned):
+        raise BadRequest(f"An example request may be at most {MAX_EXAMPLE_CHARS} characters long.")
+    # Embedded when the assistant chooses a tool (STYLE rule 11): redacted like anything else embedded.
+    return [str(pii_redact(e)) for e in cleaned]
 
 
 def _allowed_hosts_normalise(entries: list[str]) -> list[str]:

@@ -1,8 +1,10 @@
 """The assistant acting through tools, over the widget socket against real PostgreSQL, Valkey and a real
-Celery worker, with a scripted model (tests/fakes/openai_server.py) choosing the tool calls.
+Celery worker. The tool is chosen by embeddings (apps/tools/choice.py, the real embedding model) and its
+arguments come from the customer's words; a scripted model (tests/fakes/openai_server.py) writes only
+what words cannot hold (a ticket's subject), with that tool forced.
 
-The model's choice is never trusted: whatever it calls, only enabled tools with valid arguments run, and
-only for the verified customer; changes wait for a confirmation."""
+Nothing the model writes is trusted: only enabled tools with valid arguments run, and only for the
+verified customer; changes wait for a confirmation."""
 
 from __future__ import annotations
 
@@ -80,10 +82,16 @@ def _runs(tenant: Tenant) -> list[ToolRun]:
     return list(ToolRun.objects.for_tenant(tenant).order_by("created_at"))
 
 
+def _offering_tools(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    """The requests that offered the model tools: only ever to write what the words cannot hold."""
+    return [body for body in fake.chat_requests if "tools" in body]
+
+
 async def test_a_verified_customer_asks_for_their_order_and_the_result_streams_into_the_answer(
     tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
 ) -> None:
-    fake_llm.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-100234"}')]
+    # A model that would call another tool is never asked: the choice and the order number are the words'.
+    fake_llm.tool_caller = lambda body: [("bill_explain", "{}")]
     token = await database_sync_to_async(_verified_token)(tools_tenant)
     frames, final = await _ask(tools_tenant, token, "Where is my order NM-100234?")
 
@@ -104,23 +112,92 @@ async def test_a_verified_customer_asks_for_their_order_and_the_result_streams_i
         "cust-1001",
         final["message"]["id"],
     )
-    # The policies say nothing about this order: the tool's facts are the whole answer, and the model was
-    # asked only which tool to use.
-    [decision] = fake_llm.chat_requests
-    assert [t["function"]["name"] for t in decision["tools"]] == [
-        "bill_explain",
+    assert (run.tool, run.arguments, run.call_id) == (
         "order_lookup",
-        "plan_change",
-        "plans_compare",
-        "ticket_create",
-    ]
+        {"order_number": "NM-100234"},
+        "choice_0",
+    )
+    # The policies say nothing about this order: the tool's facts are the whole answer, and the model was
+    # asked nothing at all.
+    assert fake_llm.chat_requests == []
     assert final["message"]["citations"] == []
+
+
+async def test_a_bill_question_runs_the_bill_tool_and_its_facts_are_the_answer(
+    tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
+) -> None:
+    # What the bundled model answered without a tool before: an invented explanation.
+    fake_llm.reply_text = "Your bill is high because of roaming charges."
+    token = await database_sync_to_async(_verified_token)(tools_tenant)
+    frames, final = await _ask(tools_tenant, token, "Why is my bill so high?")
+    text = final["message"]["text"]
+    assert text.startswith("Your latest bill NB-")
+    assert "roaming charges" not in text
+    [run] = await database_sync_to_async(_runs)(tools_tenant)
+    assert (run.tool, run.status, run.arguments, run.customer) == (
+        "bill_explain",
+        RunStatus.DONE,
+        {},
+        "cust-1001",
+    )
+    assert any(f.get("text") == "Looking at your latest bill…" for f in frames)
+    assert _offering_tools(fake_llm) == []
+
+
+async def test_without_an_order_number_the_customer_is_asked_for_it_and_the_reply_runs_the_lookup(
+    tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
+) -> None:
+    fake_llm.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-100198"}')]  # never asked
+    token = await database_sync_to_async(_verified_token)(tools_tenant)
+    widget, _ = await widget_connect(tools_tenant, token=token)
+    try:
+        await widget.send({"type": "message", "text": "Where has my order got to?"})
+        asked = await widget.until(lambda f: f["type"] == "assistant.completed", timeout=40)
+        assert "your order number (it looks like NM-123456)" in asked["message"]["text"]
+        assert await database_sync_to_async(_runs)(tools_tenant) == []  # no number, so nothing looked up
+
+        await widget.send({"type": "message", "text": "It's NM-100234"})
+        answered = await widget.until(
+            lambda f: f["type"] == "assistant.completed" and f["message"]["id"] != asked["message"]["id"],
+            timeout=40,
+        )
+    finally:
+        await widget.close()
+    assert answered["message"]["text"].startswith("Order NM-100234 (")
+    [run] = await database_sync_to_async(_runs)(tools_tenant)
+    assert (run.tool, run.arguments, run.status) == (
+        "order_lookup",
+        {"order_number": "NM-100234"},
+        RunStatus.DONE,
+    )
+    assert _offering_tools(fake_llm) == []  # no model was asked for a number the customer had not given
+
+
+async def test_the_question_is_embedded_once_for_the_tool_choice_and_retrieval(
+    tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.llm.embeddings import embedder
+
+    real = embedder()  # one per process: the answer, the tool choice and retrieval share it
+    embed = real.embed
+    embedded: list[str] = []
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return embed(texts)
+
+    monkeypatch.setattr(real, "embed", counting)
+    token = await database_sync_to_async(_verified_token)(tools_tenant)
+    _, final = await _ask(tools_tenant, token, "Where is my order NM-100234?")
+    assert final["message"]["text"].startswith("Order NM-100234 (")
+    # Whatever tool texts a cold process embeds once, the question itself is embedded once.
+    assert embedded.count("Where is my order NM-100234?") == 1
 
 
 async def test_tool_facts_and_policy_passages_make_one_answer(
     tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
 ) -> None:
-    fake_llm.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-100198"}')]
+    fake_llm.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-100234"}')]  # never asked
     fake_llm.reply_text = "Devices can be returned within 14 days of delivery for a full refund [1]."
     token = await database_sync_to_async(_verified_token)(tools_tenant)
     _, final = await _ask(tools_tenant, token, "Can I return the device from order NM-100198 for a refund?")
@@ -128,47 +205,72 @@ async def test_tool_facts_and_policy_passages_make_one_answer(
     facts, answer_text = text.split("\n\n", 1)
     assert facts.startswith("Order NM-100198 (")
     assert "delivered" in facts
-    assert answer_text == "Devices can be returned within 14 days of delivery for a full refund [1]."
+    # The policy follows the facts, cited (quoted, or composed by the model: the answer style decides).
+    assert "14 days" in answer_text
     assert [c["n"] for c in final["message"]["citations"]] == [1]
-    decision, answer = fake_llm.chat_requests
-    assert "tools" in decision
-    assert "tools" not in answer
-    prompt = json.dumps(answer["messages"])
-    assert "Account information from our systems" in prompt
-    assert "NM-100198" in prompt
+    # The tool and its order number were the words': no model was offered a tool. A composed answer is
+    # told the facts.
+    assert _offering_tools(fake_llm) == []
+    assert all("NM-100198" in json.dumps(body["messages"]) for body in fake_llm.chat_requests)
 
 
+@pytest.mark.parametrize("text", ["Can I get a refund for a device?", "Where is my order NM-100234?"])
 async def test_an_anonymous_visitor_is_offered_no_account_tools(
-    tools_tenant: Tenant, fake_llm: FakeOpenAI
+    tools_tenant: Tenant, fake_llm: FakeOpenAI, text: str
 ) -> None:
     fake_llm.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-100234"}')]
     token = await database_sync_to_async(_anonymous_token)(tools_tenant)
-    _, final = await _ask(tools_tenant, token, "Can I get a refund for a device?")
+    _, final = await _ask(tools_tenant, token, text)
     assert final["message"]["status"] == "complete"
-    assert all("tools" not in body for body in fake_llm.chat_requests)  # no decision call was made
+    assert _offering_tools(fake_llm) == []  # nothing was offered, so nothing was chosen
     assert await database_sync_to_async(_runs)(tools_tenant) == []
 
 
 @pytest.mark.parametrize(
     ("call", "code"),
     [
-        (("order_lookup", '{"order_number": NM-100234}'), "malformed_arguments"),
-        (("delete_account", "{}"), "unknown_tool"),
-        (("order_lookup", '{"order_number": "NM-100234", "customer": "cust-1002"}'), "invalid_arguments"),
+        (("ticket_create", '{"subject": No signal}'), "malformed_arguments"),
+        (("ticket_create", '{"subject": "No signal", "customer": "cust-1002"}'), "invalid_arguments"),
     ],
 )
-async def test_a_bad_tool_call_runs_nothing_and_the_conversation_goes_on(
+async def test_a_bad_fill_from_the_model_runs_nothing_and_the_conversation_goes_on(
     tools_tenant: Tenant, fake_llm: FakeOpenAI, call: tuple[str, str], code: str
 ) -> None:
     fake_llm.tool_caller = lambda body: [call]
-    fake_llm.reply_text = "Devices can be returned within 14 days of delivery for a full refund [1]."
     token = await database_sync_to_async(_verified_token)(tools_tenant)
-    frames, final = await _ask(tools_tenant, token, "Can I return a device for a refund?")
+    frames, final = await _ask(tools_tenant, token, "My phone shows no signal at all, please report it")
     assert final["message"]["status"] == "complete"
-    assert final["message"]["text"].startswith("Devices can be returned within 14 days")
+    [fill] = _offering_tools(fake_llm)
+    assert fill["tool_choice"] == {"type": "function", "function": {"name": "ticket_create"}}
     [run] = await database_sync_to_async(_runs)(tools_tenant)
-    assert (run.status, run.error_code, run.queued_at) == (RunStatus.REFUSED, code, None)
+    assert (run.tool, run.status, run.error_code, run.queued_at) == (
+        "ticket_create",
+        RunStatus.REFUSED,
+        code,
+        None,
+    )
     assert [f["status"] for f in frames if f.get("type") == "tool.run"] == ["refused"]
+    assert await database_sync_to_async(Ticket.objects.count)() == 0
+
+
+async def test_a_model_that_fills_in_another_tool_changes_nothing_and_the_ticket_takes_the_words(
+    tools_tenant: Tenant, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.tool_caller = lambda body: [
+        ("delete_account", "{}"),
+        ("plan_change", '{"plan_code": "talk-only"}'),
+    ]
+    token = await database_sync_to_async(_verified_token)(tools_tenant)
+    text = "My phone shows no signal at all, please report it"
+    _, final = await _ask(tools_tenant, token, text)
+    assert final["message"]["status"] == "complete"
+    [run] = await database_sync_to_async(_runs)(tools_tenant)
+    assert (run.tool, run.status, run.arguments) == (
+        "ticket_create",
+        RunStatus.AWAITING_APPROVAL,
+        {"subject": text, "description": text},
+    )
+    assert await database_sync_to_async(PlanChange.objects.count)() == 0
 
 
 async def test_a_tool_the_company_did_not_allow_is_refused(
@@ -181,19 +283,18 @@ async def test_a_tool_the_company_did_not_allow_is_refused(
     )
     fake_llm.tool_caller = lambda body: [("plans_compare", "{}")]
     token = await database_sync_to_async(_verified_token)(tools_tenant)
-    _, final = await _ask(tools_tenant, token, "Can I return a device for a refund?")
+    _, final = await _ask(tools_tenant, token, "Which plans could I switch to?")
     assert final["message"]["status"] == "complete"
-    decision = next(body for body in fake_llm.chat_requests if "tools" in body)
-    assert "plans_compare" not in [t["function"]["name"] for t in decision["tools"]]  # never offered
-    [run] = await database_sync_to_async(_runs)(tools_tenant)
-    assert (run.status, run.error_code) == (RunStatus.REFUSED, "not_allowed")
+    # The request is for the comparison, which this company turned off: nothing else is chosen in its
+    # place (not the plan change, which is on), and no model is asked.
+    assert await database_sync_to_async(_runs)(tools_tenant) == []
+    assert _offering_tools(fake_llm) == []
 
 
 async def test_another_customers_order_is_not_shown(
     tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
 ) -> None:
-    fake_llm.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-100251"}')]  # Tom's order
-    token = await database_sync_to_async(_verified_token)(tools_tenant)  # signed in as Maria
+    token = await database_sync_to_async(_verified_token)(tools_tenant)  # signed in as Maria; Tom's order
     _, final = await _ask(tools_tenant, token, "Where is order NM-100251?")
     text = final["message"]["text"]
     assert text.startswith("I couldn't find that on your account.")
@@ -208,23 +309,39 @@ async def test_an_instruction_planted_in_a_policy_document_runs_no_tool(
     tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
 ) -> None:
     await database_sync_to_async(publish)(tools_tenant, INJECTED_POLICY, "plans.md")
-    # Even a model that obeys the planted text (it never sees it in the decision) only proposes a change.
+    # A model that obeys the planted text is never asked for a plan: none is in the customer's words.
     fake_llm.tool_caller = lambda body: [("plan_change", '{"plan_code": "unlimited-max"}')]
     token = await database_sync_to_async(_verified_token)(tools_tenant)
     _, final = await _ask(tools_tenant, token, "How do I change my plan?")
-    decision = next(body for body in fake_llm.chat_requests if "tools" in body)
-    assert "ignore previous instructions" not in json.dumps(decision)
-    [run] = await database_sync_to_async(_runs)(tools_tenant)
-    assert (run.status, run.approval) == (RunStatus.AWAITING_APPROVAL, "agent")
-    assert (
-        "I've asked a colleague to approve this: change your plan to unlimited-max."
-        in final["message"]["text"]
-    )
+    assert final["message"]["status"] == "complete"
+    assert _offering_tools(fake_llm) == []
+    assert await database_sync_to_async(_runs)(tools_tenant) == []
     assert await database_sync_to_async(PlanChange.objects.count)() == 0
     plan = await database_sync_to_async(
         lambda: Account.objects.get(company=tools_tenant.id, external_id="cust-1001").plan.code
     )()
     assert plan == "plus-20"
+
+
+async def test_a_plan_change_names_the_plan_from_the_words_and_waits_for_an_agent(
+    tools_tenant: Tenant, fake_llm: FakeOpenAI, tools_worker: None
+) -> None:
+    fake_llm.tool_caller = lambda body: [("plan_change", '{"plan_code": "talk-only"}')]  # never asked
+    token = await database_sync_to_async(_verified_token)(tools_tenant)
+    _, final = await _ask(tools_tenant, token, "Please move me to the unlimited plan")
+    [run] = await database_sync_to_async(_runs)(tools_tenant)
+    assert (run.tool, run.arguments, run.status, run.approval) == (
+        "plan_change",
+        {"plan_code": "unlimited-max"},
+        RunStatus.AWAITING_APPROVAL,
+        "agent",
+    )
+    assert (
+        "I've asked a colleague to approve this: change your plan to unlimited-max."
+        in final["message"]["text"]
+    )
+    assert _offering_tools(fake_llm) == []
+    assert await database_sync_to_async(PlanChange.objects.count)() == 0
 
 
 async def test_the_customer_confirms_a_ticket_in_the_widget_and_sees_the_result(
@@ -241,6 +358,14 @@ async def test_the_customer_confirms_a_ticket_in_the_widget_and_sees_the_result(
         assert "I can open a support ticket: “No signal at home” for you." in final["message"]["text"]
         proposal = next(f for f in widget.received if f.get("type") == "tool.run")
         assert (proposal["status"], proposal["approval"]) == ("awaiting_approval", "customer")
+        # The model wrote the subject, with the ticket forced; the description is the customer's words.
+        [fill] = _offering_tools(fake_llm)
+        assert fill["tool_choice"] == {"type": "function", "function": {"name": "ticket_create"}}
+        [run] = await database_sync_to_async(_runs)(tools_tenant)
+        assert run.arguments == {
+            "subject": "No signal at home",
+            "description": "I have had no signal at home since Monday",
+        }
 
         await widget.send({"type": "tool.decide", "run_id": proposal["run_id"], "approve": True})
         result = await widget.until(
@@ -313,10 +438,12 @@ async def test_staff_see_the_runs_of_a_conversation_with_redacted_arguments(
     from apps.accounts.models import Role
 
     fake_llm.tool_caller = lambda body: [
-        ("ticket_create", '{"subject": "Call back", "description": "Call me on +44 20 7946 0958"}')
+        ("ticket_create", '{"subject": "Dead line", "description": "Call me on +44 20 7946 0958"}')
     ]
     token = await database_sync_to_async(_verified_token)(tools_tenant)
-    _, final = await _ask(tools_tenant, token, "Please open a ticket")
+    _, final = await _ask(
+        tools_tenant, token, "Please open a ticket about my dead line, my number is +44 20 7946 0958"
+    )
 
     def detail() -> dict[str, Any]:
         conversation_id = ToolRun.objects.get().conversation_ref
@@ -334,7 +461,11 @@ async def test_staff_see_the_runs_of_a_conversation_with_redacted_arguments(
         "cust-1001",
     )
     assert run["requested_in_message"] == final["message"]["id"]
-    assert run["arguments"]["subject"] == "Call back"
+    assert run["arguments"]["subject"] == "Dead line"
+    # The description is the customer's words as stored: redacted at receipt.
+    assert run["arguments"]["description"].startswith(
+        "Please open a ticket about my dead line, my number is <"
+    )
     assert "7946" not in json.dumps(run)
 
 
@@ -344,7 +475,6 @@ async def test_a_slow_result_is_promised_and_posted_when_it_comes(
     from apps.conversations.toolcalls import SLOW_TEXT
 
     settings.TOOLS_WAIT_SECONDS = 1.0
-    fake_llm.tool_caller = lambda body: [("plans_compare", "{}")]
     token = await database_sync_to_async(_verified_token)(tools_tenant)
     widget, _ = await widget_connect(tools_tenant, token=token)
     try:
@@ -398,14 +528,16 @@ async def test_a_customer_message_asking_to_run_tools_runs_nothing_outside_polic
     assert (plan_changes, tickets, toms_plan) == (0, 0, "essential-5")
 
 
-async def test_a_lookup_nobody_asked_for_does_not_crowd_a_policy_answer(
-    tools_tenant: Tenant, fake_llm: FakeOpenAI
-) -> None:
-    fake_llm.tool_caller = lambda body: [("plans_compare", "{}")]  # what SmolLM2 does for this question
-    fake_llm.reply_text = "Yes: roaming in EU countries is included at no extra charge [1]."
+@pytest.mark.parametrize(
+    "text", ["Is roaming in the European Union free?", "How long do I have to return a phone for a refund?"]
+)
+async def test_a_policy_question_runs_no_tool(tools_tenant: Tenant, fake_llm: FakeOpenAI, text: str) -> None:
+    fake_llm.tool_caller = lambda body: [("plans_compare", "{}")]  # what SmolLM2 chose for the first
+    fake_llm.reply_text = "The policy answers this [1]."
     token = await database_sync_to_async(_verified_token)(tools_tenant)
-    frames, final = await _ask(tools_tenant, token, "Is roaming in the European Union free?")
-    assert final["message"]["text"] == "Yes: roaming in EU countries is included at no extra charge [1]."
-    [run] = await database_sync_to_async(_runs)(tools_tenant)
-    assert (run.status, run.error_code, run.queued_at) == (RunStatus.REFUSED, "not_relevant", None)
+    frames, final = await _ask(tools_tenant, token, text)
+    assert final["message"]["status"] == "complete"
+    assert [c["n"] for c in final["message"]["citations"]][:1] == [1]  # answered from the policies
+    assert await database_sync_to_async(_runs)(tools_tenant) == []
+    assert _offering_tools(fake_llm) == []
     assert not any(f.get("stage") == "tool" for f in frames)

@@ -37,6 +37,7 @@ def unconfigured(name: str) -> dict[str, Any]:
         "enabled": False,
         "approval": "agent" if spec.changes_data else "none",
         "configured": False,
+        "examples": [],
     }
 
 
@@ -104,6 +105,38 @@ def test_admin_enables_a_tool_and_chooses_its_approval(tenant_a, api_admin_a):
     assert [(t["name"], t["enabled"], t["approval"]) for t in tool_rows(tenant_a.tenant)] == [
         ("plan_change", True, "customer")
     ]
+
+
+def test_admin_gives_the_company_s_own_example_requests_and_they_are_stored_redacted(tenant_a, api_admin_a):
+    examples = ["  Wo ist mein   Paket? ", "Has my Nimbus Box shipped? Mail jane.doe@example.com", ""]
+
+    response = api_admin_a.put(
+        f"{base(tenant_a)}/tools/order_lookup/", {"enabled": True, "examples": examples}, format="json"
+    )
+
+    assert response.status_code == 200
+    stored = ["Wo ist mein Paket?", "Has my Nimbus Box shipped? Mail <EMAIL_ADDRESS>"]
+    assert response.json()["examples"] == stored
+    # Saving again without examples keeps them.
+    again = api_admin_a.put(f"{base(tenant_a)}/tools/order_lookup/", {"enabled": False}, format="json")
+    assert (again.json()["enabled"], again.json()["examples"]) == (False, stored)
+    assert [(t["name"], t["examples"]) for t in tool_rows(tenant_a.tenant)] == [("order_lookup", stored)]
+
+
+def test_too_many_example_requests_are_refused_and_nothing_changes(tenant_a, api_admin_a):
+    services.tool_configure(
+        tenant=tenant_a.tenant, name="order_lookup", enabled=True, examples=["Mein Paket?"]
+    )
+    before = tool_rows(tenant_a.tenant)
+
+    response = api_admin_a.put(
+        f"{base(tenant_a)}/tools/order_lookup/",
+        {"enabled": True, "examples": [f"Where is parcel {n}?" for n in range(31)]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert tool_rows(tenant_a.tenant) == before
 
 
 def test_without_an_approval_a_change_tool_waits_for_an_agent(tenant_a, api_admin_a):
