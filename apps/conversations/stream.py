@@ -100,6 +100,20 @@ class ReplyStream:
         if text:
             payload["text"] = text  # e.g. the running tool's "Checking your order…"
         await self._push("conv.delta", payload)
+        # A reply waiting its turn for the model writes nothing for a while: it is alive, not stale.
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_SECONDS and (self._beat is None or self._beat.done()):
+            self._last_beat = now
+            self._beat = asyncio.create_task(self._heartbeat(self.text))
+
+    async def citations(self, citations: list[dict[str, Any]]) -> None:
+        """The sources of the quoted evidence, pushed with it so the widget lists them before the answer
+        is complete (the stored final message carries them too)."""
+        await self.flush()
+        await self._push(
+            "conv.delta",
+            {"type": "assistant.citations", "message_id": str(self.message.id), "citations": citations},
+        )
 
     async def append(self, piece: str) -> None:
         """Takes one piece from the model. The first is pushed at once; later ones are batched for at most

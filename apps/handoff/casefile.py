@@ -271,13 +271,22 @@ def _confidence(last: Message | None) -> dict[str, Any]:
     trace = AssistantTrace.objects.filter(message=last).first() if last is not None else None
     retrieval = trace.retrieval if trace is not None else {}
     top, threshold = retrieval.get("top_similarity"), retrieval.get("threshold")
+    # The threshold applies to the answer's confidence (passage and evidence together) where one was
+    # recorded; traces from before evidence-first answers compare the best passage's similarity.
+    score = retrieval.get("confidence", top)
     grounded = last is not None and bool(last.citations) and _outcome(last) == "answered"
     level = "low"
-    if grounded and top is not None and threshold is not None:
-        level = "high" if top >= threshold + HIGH_CONFIDENCE_MARGIN else "medium"
+    if grounded and score is not None and threshold is not None:
+        level = "high" if score >= threshold + HIGH_CONFIDENCE_MARGIN else "medium"
     elif grounded:
         level = "medium"
-    return {"level": level, "top_similarity": top, "threshold": threshold, "grounded": grounded}
+    return {
+        "level": level,
+        "top_similarity": top,
+        "confidence": retrieval.get("confidence"),
+        "threshold": threshold,
+        "grounded": grounded,
+    }
 
 
 def _model_lines(

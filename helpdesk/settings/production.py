@@ -33,3 +33,6 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# A production model server (vLLM, OpenAI) batches many streams: no per-process limit unless one is set.
+LLM_MAX_CONCURRENT_STREAMS = env.int("LLM_MAX_CONCURRENT_STREAMS", 0)

@@ -89,6 +89,8 @@
       looking_up: "Looking up our policies…",
       thinking: "Typing…",
       tool: "Working on your request…",
+      composing: "Writing a short answer from these…",
+      queued: "Many customers are asking right now. You're next in line…",
     },
     // Cards for changes the assistant proposed (tool runs that need a confirmation or an approval).
     tool: {
@@ -945,7 +947,7 @@
       className: "msg assistant",
       "data-message-id": messageId,
       "data-status": "streaming",
-    }, [who, progress, text, citations, notice, actions]);
+    }, [who, text, progress, citations, notice, actions]);
     view = {
       id: messageId,
       node: node,
@@ -1016,6 +1018,7 @@
     "assistant.progress": onProgress,
     "assistant.delta": onDelta,
     "assistant.snapshot": onSnapshot,
+    "assistant.citations": onCitations,
     error: onError,
     pong: function () {},
   };
@@ -1793,11 +1796,23 @@
     decisionAcked(frame.client_msg_id);
   }
 
+  // Under text already shown (the quoted policy) only a line about what comes next makes sense.
+  var AFTER_TEXT = { composing: true, queued: true };
+
   function onProgress(frame) {
     if (superseded[frame.message_id]) return;
     var view = replyView(frame.message_id);
-    if (view.final || view.shown) return;
+    if (view.final || (view.shown && !AFTER_TEXT[frame.stage])) return;
     setProgress(view, frame.stage, frame.text);
+  }
+
+  // The sources of the quoted policy, shown with it before the answer is complete; the stored final
+  // message renders them again.
+  function onCitations(frame) {
+    if (superseded[frame.message_id] || !Array.isArray(frame.citations)) return;
+    var view = replyView(frame.message_id);
+    if (view.final) return;
+    renderCitations(view, frame.citations);
   }
 
   // The offset rule: a piece that starts inside the shown text is trimmed to its new part, one that

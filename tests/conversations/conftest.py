@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,20 @@ Devices bought from Nimbus can be returned within 14 days of delivery for a full
 undamaged and in their original packaging. Refunds reach the original payment method within 5 business days.
 """
 
+# Model sentences for the `compose` style. The SUPPORTED ones pass apps.guardrails.support against the
+# policies above (for the roaming or the refund question they paraphrase), so a scripted model's answer is
+# really streamed, shown and stored; each of the others is refused for what its name says.
+SUPPORTED_EU = "Roaming in the European Union is at no extra charge."
+SUPPORTED_SWITCH_ON = "You must switch roaming on in the Nimbus app before travelling."
+SUPPORTED_FAIR_USE = "Fair use allows 30 GB of EU data per month."
+SUPPORTED_REFUND = "Devices can be returned within 14 days of delivery for a full refund."
+WRONG_NUMBER = "Fair use allows 50 GB of EU data per month."
+FALSE_NEGATION = "Customers cannot use their data in European Union countries."
+INVENTED_NAME = "You can ask Sarah from the Roaming Desk to switch it on."
+WRONG_PRICE = "Each extra gigabyte costs 5 euros."
+
+COMPOSE_PROMPT_START = "You are the customer support assistant of"
+
 
 @pytest.fixture
 def fake_llm(settings: Any) -> Iterator[FakeOpenAI]:
@@ -63,6 +77,80 @@ def publish(tenant: Tenant, data: bytes, filename: str) -> None:
     assert ready is not None
     assert ready.status == "ready", ready.error_message
     kb.version_publish(version=ready, actor=None)
+
+
+def answers_configure(tenant: Tenant, *, style: str) -> Tenant:
+    """Sets the company's answer style (quote, compose or auto) the way its settings page does."""
+    from apps.accounts.services import tenant_answers_configure
+
+    return tenant_answers_configure(tenant=tenant, answer_style=style)
+
+
+async def aanswers_configure(tenant: Tenant, *, style: str) -> Tenant:
+    from channels.db import database_sync_to_async
+
+    return await database_sync_to_async(answers_configure)(tenant, style=style)
+
+
+def is_compose_request(body: dict[str, Any]) -> bool:
+    """A chat request asking the model to compose an answer (not a follow-up rewrite, a tool decision or
+    a case file)."""
+    messages = body.get("messages") or []
+    return bool(messages) and str(messages[0].get("content", "")).startswith(COMPOSE_PROMPT_START)
+
+
+# Each supported sentence, with the words of the policy sentence that supports it.
+_SUPPORT_ANCHORS = [
+    ("within 14 days of delivery for a full refund", SUPPORTED_REFUND),
+    ("in all European Union countries at no extra charge", SUPPORTED_EU),
+    ("Fair use allows 30 GB of EU data per month", SUPPORTED_FAIR_USE),
+    ("Roaming must be switched on in the Nimbus app", SUPPORTED_SWITCH_ON),
+]
+
+
+def faithful_for(body: dict[str, Any]) -> str:
+    """A sentence the policy sentences in this compose request support, whichever the evidence
+    selection chose: for a model scripted to be faithful whatever the question."""
+    prompt = str(body["messages"][-1]["content"])
+    for anchor, sentence in _SUPPORT_ANCHORS:
+        if anchor in prompt:
+            return sentence
+    raise AssertionError(f"no scripted sentence is supported by this evidence: {prompt!r}")
+
+
+def compose_requests(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    return [body for body in fake.chat_requests if is_compose_request(body)]
+
+
+def model_composes(
+    fake: FakeOpenAI, text: str | Callable[[dict[str, Any]], str], *, otherwise: str = ""
+) -> None:
+    """Scripts the fake model: compose requests get `text` (or `text(body)` if callable), every other
+    chat request `otherwise` (an empty answer: a follow-up rewrite is then refused and not used)."""
+
+    def respond(body: dict[str, Any]) -> str:
+        if is_compose_request(body):
+            return text(body) if callable(text) else text
+        return otherwise
+
+    fake.responder = respond
+
+
+def quote_of(evidence: list[dict[str, Any]], *, lead: str | None = None) -> str:
+    """The quoted answer a customer must see for the evidence recorded in a reply's trace
+    (AssistantTrace.retrieval["evidence"]), written out here rather than by the code under test: the
+    lead-in, then each unit's sentences verbatim in curly quotes with its number. Every sentence must be
+    the published policy's own words."""
+    assert evidence, "no evidence: the turn was not answered from the policies"
+    published = " ".join(b" ".join([ROAMING_POLICY, REFUND_POLICY]).decode().split())
+    for row in evidence:
+        for sentence in row["sentences"]:
+            assert sentence in published, sentence
+    if lead is None:
+        several = len({row["document_id"] for row in evidence}) > 1
+        lead = "Here is what our policies say:" if several else "Here is what our policy says:"
+    units = [f"\u201c{' '.join(row['sentences'])}\u201d [{row['n']}]" for row in evidence]
+    return "\n\n".join([lead, *units])
 
 
 @pytest.fixture

@@ -9,7 +9,15 @@ import pytest
 
 from apps.accounts.models import Role
 from apps.conversations.models import AssistantTrace, Message
-from tests.conversations.conftest import asession_for, widget_connect
+from tests.conversations.conftest import (
+    SUPPORTED_REFUND,
+    aanswers_configure,
+    asession_for,
+    compose_requests,
+    faithful_for,
+    model_composes,
+    widget_connect,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 
@@ -45,8 +53,15 @@ def _leaks(text: str) -> list[str]:
 
 
 async def test_no_pii_reaches_the_llm_the_logs_or_the_stored_prompt(kb_tenant, fake_llm, caplog):
+    from channels.db import database_sync_to_async
+
+    from apps.accounts.services import tenant_assistant_configure
+
     caplog.set_level(logging.DEBUG)
-    fake_llm.reply_text = "Yes, EU roaming is included [1]."
+    await aanswers_configure(kb_tenant, style="compose")
+    # Every message is answered (and so composed by the model), even the one that only leaves contact details.
+    await database_sync_to_async(tenant_assistant_configure)(tenant=kb_tenant, abstain_threshold=0.1)
+    model_composes(fake_llm, faithful_for)
     session = await asession_for(kb_tenant)
     widget, _ = await widget_connect(kb_tenant, token=session.token)
     for i, text in enumerate(MESSAGES):
@@ -55,16 +70,24 @@ async def test_no_pii_reaches_the_llm_the_logs_or_the_stored_prompt(kb_tenant, f
     await widget.close()
 
     bodies = [str(body) for _, _, body in fake_llm.requests if body is not None]
-    assert len(fake_llm.chat_requests) == 3
+    composed = compose_requests(fake_llm)
+    assert len(composed) == 3  # each message went to the model, redacted
     for body in bodies:
         assert _leaks(body) == []
-    assert "<EMAIL_ADDRESS>" in "".join(bodies)  # the redacted form did reach the model
+    customers = [m async for m in Message.objects.filter(role="customer").order_by("created_at")]
+    for message, request in zip(customers, composed, strict=True):
+        assert message.text_redacted in request["messages"][-1]["content"]  # the redacted form reached it
+    assert "<EMAIL_ADDRESS>" in "".join(bodies)
+    replies = [m async for m in Message.objects.filter(role="assistant").order_by("created_at")]
+    assert [m.status for m in replies] == ["complete"] * 3
+    # Each was answered with the model's sentence shown after the quote: the model's answer was used.
+    assert [m.text.rsplit("\n\n", 1)[-1] for m in replies] == [faithful_for(body) for body in composed]
+    assert faithful_for(composed[2]) == SUPPORTED_REFUND
     log_text = "\n".join(r.getMessage() for r in caplog.records)
     assert _leaks(log_text) == []
     async for trace in AssistantTrace.objects.all():
         assert _leaks(str(trace.prompt)) == []
         assert _leaks(str(trace.retrieval)) == []
-    customers = [m async for m in Message.objects.filter(role="customer").order_by("created_at")]
     assert [m.text for m in customers] == MESSAGES  # the customer's own words are kept for them
     for m in customers:
         assert _leaks(m.text_redacted) == []

@@ -4,16 +4,50 @@ streamed answer, idempotent messages and resuming by seq (docs/architecture/real
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from apps.conversations.models import AssistantTrace, Conversation, ConversationEvent, Message
-from tests.conversations.conftest import ORIGIN, asession_for, transcript, widget_connect
+from tests.conversations.conftest import (
+    FALSE_NEGATION,
+    INVENTED_NAME,
+    ORIGIN,
+    SUPPORTED_EU,
+    SUPPORTED_FAIR_USE,
+    WRONG_NUMBER,
+    WRONG_PRICE,
+    aanswers_configure,
+    asession_for,
+    compose_requests,
+    model_composes,
+    quote_of,
+    transcript,
+    widget_connect,
+)
+from tests.fakes.openai_server import split_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 
-ANSWER = "Roaming in the EU is included at no extra charge [1]. Switch it on in the app first [1]."
+# What the scripted model composes: two sentences the policies support (the "[1]" markers it writes are
+# not part of what the customer reads).
+COMPOSED = f"{SUPPORTED_EU[:-1]} [1]. {SUPPORTED_FAIR_USE}"
+QUESTION = "Do I pay extra for roaming in the European Union?"
+
+
+async def _trace(reply: dict[str, Any]) -> AssistantTrace:
+    return await AssistantTrace.objects.aget(message_id=reply["id"])
+
+
+def _streamed(frames: list[dict[str, Any]]) -> str:
+    """The deltas put together, checking they are contiguous: nothing missing or repeated."""
+    streamed = ""
+    for d in (f for f in frames if f["type"] == "assistant.delta"):
+        assert d["offset"] == len(streamed)
+        streamed += d["text"]
+    return streamed
 
 
 async def _raw_connect(path: str, origin: str | None) -> WebsocketCommunicator:
@@ -54,9 +88,12 @@ async def test_a_bad_token_closes_with_4401_and_frames_before_hello_are_refused(
     assert await Message.objects.acount() == 0
 
 
-async def test_a_question_streams_deltas_then_a_stored_answer_with_checked_citations(kb_tenant, fake_llm):
-    fake_llm.reply_text = ANSWER
-    fake_llm.token_delay = 0.07  # slower than the push interval: every piece is its own delta
+async def test_a_question_streams_the_quoted_evidence_then_checked_model_sentences_and_stores_them(
+    kb_tenant, fake_llm
+):
+    await aanswers_configure(kb_tenant, style="compose")
+    model_composes(fake_llm, COMPOSED)
+    fake_llm.token_delay = 0.07  # slower than the push interval: every checked sentence is its own delta
     session = await asession_for(kb_tenant)
     widget, welcome = await widget_connect(kb_tenant, token=session.token)
     assert welcome is not None
@@ -67,47 +104,91 @@ async def test_a_question_streams_deltas_then_a_stored_answer_with_checked_citat
         "verified": False,
         "last_seq": 0,
     }
-    await widget.send(
-        {
-            "type": "message",
-            "text": "Do I pay extra for roaming in the European Union?",
-            "client_msg_id": "m1",
-        }
-    )
+    await widget.send({"type": "message", "text": QUESTION, "client_msg_id": "m1"})
     ack = await widget.until(lambda f: f["type"] == "ack")
     assert ack["client_msg_id"] == "m1"
     assert ack["seq"] == 1
     completed = await widget.until(lambda f: f["type"] == "assistant.completed")
+    reply = completed["message"]
+    trace = await _trace(reply)
+    quote = quote_of(trace.retrieval["evidence"])
+    answer = f"{quote}\n\n{SUPPORTED_EU} {SUPPORTED_FAIR_USE}"
     types = [f["type"] for f in widget.received]
     assert types.index("assistant.progress") < types.index("assistant.delta")
-    deltas = [f for f in widget.received if f["type"] == "assistant.delta"]
-    assert len(deltas) > 5
-    streamed = ""
-    for d in deltas:
-        assert d["offset"] == len(streamed)  # contiguous, nothing missing or repeated
-        streamed += d["text"]
-    assert streamed == ANSWER
-    reply = completed["message"]
-    assert reply["text"] == ANSWER
-    assert reply["status"] == "complete"
-    assert reply["abstained"] is False
-    trace = await AssistantTrace.objects.aget(message_id=reply["id"])
-    first_passage = trace.retrieval["passages"][0]
-    assert [(c["n"], c["chunk_id"], c["title"], c["inferred"]) for c in reply["citations"]] == [
-        (1, first_passage["chunk_id"], "roaming", False)
-    ]
-    assert reply["citations"][0]["section"].startswith("Roaming > Roaming ")
+    assert types.index("assistant.citations") < types.index("assistant.completed")
+    deltas = [f["text"] for f in widget.received if f["type"] == "assistant.delta"]
+    # The evidence at once, then each sentence once it is checked: streaming at sentence grain.
+    assert deltas == [quote, f"\n\n{SUPPORTED_EU}", f" {SUPPORTED_FAIR_USE}"]
+    assert _streamed(widget.received) == answer
+    assert (reply["text"], reply["status"], reply["abstained"]) == (answer, "complete", False)
+    [pushed] = [f["citations"] for f in widget.received if f["type"] == "assistant.citations"]
+    assert pushed == reply["citations"]
+    passages = {p["chunk_id"] for p in trace.retrieval["passages"]}
+    assert [
+        (c["n"], c["chunk_id"], c["title"], c["section"], c["quoted"], c["inferred"])
+        for c in reply["citations"]
+    ] == list(
+        # one citation per passage: units quoted from the same passage share its number
+        {
+            e["n"]: (e["n"], e["chunk_id"], "roaming", e["section"], True, False)
+            for e in trace.retrieval["evidence"]
+        }.values()
+    )
+    assert {c["chunk_id"] for c in reply["citations"]} <= passages
+    assert all(c["section"].startswith("Roaming > Roaming ") for c in reply["citations"])
+    assert trace.retrieval["answer"]["shown"] == [SUPPORTED_EU, SUPPORTED_FAIR_USE]
+    assert trace.retrieval["answer"]["dropped"] == []
     assert [f["seq"] for f in widget.received if "seq" in f and f["type"] != "ack"] == [1, 2, 3]
     stored = await Message.objects.aget(id=reply["id"])
-    assert (stored.status, stored.text, stored.turn) == ("complete", ANSWER, 1)
+    assert (stored.status, stored.text, stored.turn) == ("complete", answer, 1)
     assert stored.timings["ttft_ms"] > 0
-    assert stored.completion_tokens
-    assert stored.completion_tokens >= len(deltas)
+    assert stored.completion_tokens == len(split_tokens(COMPOSED))
+    assert len(compose_requests(fake_llm)) == 1
+    await widget.close()
+
+
+async def test_a_quoted_answer_streams_at_once_with_its_citations_and_never_asks_the_model(
+    kb_tenant, fake_llm
+):
+    await aanswers_configure(kb_tenant, style="quote")
+    model_composes(fake_llm, SUPPORTED_EU)
+    session = await asession_for(kb_tenant)
+    widget, _ = await widget_connect(kb_tenant, token=session.token)
+    await widget.send({"type": "message", "text": QUESTION})
+    first = await widget.until(lambda f: f["type"] == "assistant.delta")
+    completed = await widget.until(lambda f: f["type"] == "assistant.completed")
+    reply = completed["message"]
+    trace = await _trace(reply)
+    quote = quote_of(trace.retrieval["evidence"])
+    assert (first["offset"], first["text"]) == (0, quote)  # the whole answer in the first delta
+    assert reply["text"] == quote == _streamed(widget.received)
+    types = [f["type"] for f in widget.received]
+    assert (
+        types.index("assistant.delta")
+        < types.index("assistant.citations")
+        < types.index("assistant.completed")
+    )
+    [pushed] = [f["citations"] for f in widget.received if f["type"] == "assistant.citations"]
+    assert pushed == reply["citations"]
+    assert [c["n"] for c in pushed] == list(dict.fromkeys(e["n"] for e in trace.retrieval["evidence"]))
+    assert all(c["quoted"] is True and c["inferred"] is False for c in pushed)
+    assert "composing" not in [f.get("stage") for f in widget.received if f["type"] == "assistant.progress"]
+    assert fake_llm.chat_requests == []  # quote never asks the model for an answer
+    assert trace.retrieval["answer"]["style"] == "quote"
+    stored = await Message.objects.aget(id=reply["id"])
+    assert (stored.text, stored.model, stored.completion_tokens) == (quote, "", 0)
+    # The push frame is not stored: the final message carries the citations.
+    assert [e.type async for e in ConversationEvent.objects.order_by("seq")] == [
+        "message.created",
+        "assistant.started",
+        "assistant.completed",
+    ]
     await widget.close()
 
 
 async def test_a_message_resent_with_the_same_client_msg_id_is_stored_and_answered_once(kb_tenant, fake_llm):
-    fake_llm.reply_text = ANSWER
+    await aanswers_configure(kb_tenant, style="compose")
+    model_composes(fake_llm, SUPPORTED_EU)
     session = await asession_for(kb_tenant)
     widget, _ = await widget_connect(kb_tenant, token=session.token)
     frame = {"type": "message", "text": "Is EU roaming free?", "client_msg_id": "same-id"}
@@ -122,14 +203,15 @@ async def test_a_message_resent_with_the_same_client_msg_id_is_stored_and_answer
     assert (second["message_id"], second["seq"]) == (first["message_id"], first["seq"])
     assert await Message.objects.filter(role="customer").acount() == 1
     assert await Message.objects.filter(role="assistant").acount() == 1
-    assert len(fake_llm.chat_requests) == 1
+    assert len(fake_llm.chat_requests) == len(compose_requests(fake_llm)) == 1
     await again.close()
 
 
 async def test_reconnecting_replays_stored_events_after_last_seq_and_the_transcript_matches(
     kb_tenant, fake_llm
 ):
-    fake_llm.reply_text = ANSWER
+    await aanswers_configure(kb_tenant, style="compose")
+    model_composes(fake_llm, SUPPORTED_EU)
     session = await asession_for(kb_tenant)
     widget, _ = await widget_connect(kb_tenant, token=session.token)
     for i, text in enumerate(["Is EU roaming free?", "And what about refunds for a phone?"]):
@@ -211,7 +293,6 @@ async def test_a_visitor_flooding_messages_is_rate_limited_and_others_are_not(kb
 
 
 async def test_events_are_numbered_without_gaps_in_the_database(kb_tenant, fake_llm):
-    fake_llm.reply_text = ANSWER
     session = await asession_for(kb_tenant)
     widget, _ = await widget_connect(kb_tenant, token=session.token)
     await widget.send({"type": "message", "text": "Is EU roaming free?"})
@@ -234,18 +315,168 @@ async def test_events_are_numbered_without_gaps_in_the_database(kb_tenant, fake_
 
 
 async def test_a_fast_model_is_pushed_in_batches_that_still_add_up_exactly(kb_tenant, fake_llm):
-    answer = "Roaming " * 40 + "is included [1]."
-    fake_llm.reply_text = answer
-    fake_llm.token_delay = 0.005
+    await aanswers_configure(kb_tenant, style="compose")
+    # Four supported sentences (one more than an answer may add), one word per model piece, no delay.
+    extra = "Each extra gigabyte above that costs 2 euros."
+    composed = " ".join(
+        [SUPPORTED_EU, SUPPORTED_FAIR_USE, extra, "EU roaming is included at no extra charge for every plan."]
+    )
+    model_composes(fake_llm, composed)
+    fake_llm.token_delay = 0.0
     session = await asession_for(kb_tenant)
     widget, _ = await widget_connect(kb_tenant, token=session.token)
     await widget.send({"type": "message", "text": "Is roaming in the European Union free?"})
     completed = await widget.until(lambda f: f["type"] == "assistant.completed")
+    trace = await _trace(completed["message"])
+    shown = trace.retrieval["answer"]["shown"]
+    assert shown == [SUPPORTED_EU, SUPPORTED_FAIR_USE, extra]  # at most three are added
     deltas = [f for f in widget.received if f["type"] == "assistant.delta"]
-    assert 2 <= len(deltas) < 42 / 2  # 42 pieces from the model, far fewer pushes
-    streamed = ""
-    for d in deltas:
-        assert d["offset"] == len(streamed)
-        streamed += d["text"]
-    assert streamed == answer == completed["message"]["text"]
+    pieces = len(split_tokens(composed))
+    # The quote, then three checked sentences arriving within one push interval of each other: fewer
+    # pushes than appended pieces, and far fewer than the model's pieces.
+    assert 2 <= len(deltas) < 1 + len(shown) < pieces / 2
+    answer = quote_of(trace.retrieval["evidence"]) + "\n\n" + " ".join(shown)
+    assert _streamed(widget.received) == answer == completed["message"]["text"]
+    await widget.close()
+
+
+# The acceptance case of the compose style: a model that gets numbers wrong, negates what the policy
+# allows and invents names, with one faithful sentence among them.
+UNSUPPORTED = {
+    WRONG_NUMBER: ["number:50 GB"],
+    FALSE_NEGATION: ["negation"],
+    INVENTED_NAME: ["name:Sarah", "name:Roaming Desk", "overlap"],
+    WRONG_PRICE: ["number:5 euros"],
+}
+# What would give any of them away, even in part.
+GIVEAWAYS = [*UNSUPPORTED, "50 GB", "cannot use", "Sarah", "Roaming Desk", "5 euros"]
+CASE_FILE_MODEL_ANSWER = (
+    "GOAL: Find out whether EU roaming costs extra.\nREPLY: I'm checking that for you now."
+)
+
+
+def _giveaways(where: str, value: Any) -> list[str]:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return [f"{where}: {g}" for g in GIVEAWAYS if g in text]
+
+
+async def _staff_views(tenant, conversation_id, make_user, api_client_as) -> dict[str, Any]:
+    """What staff read: the conversation API as an agent (redacted text) and as an admin (original)."""
+    from apps.accounts.models import Role
+
+    def read() -> dict[str, Any]:
+        url = f"/api/v1/tenants/{tenant.slug}/conversations/{conversation_id}/"
+        agent = make_user(tenant, roles=[Role.AGENT])
+        admin = make_user(tenant, roles=[Role.ADMIN])
+        as_agent, as_admin = api_client_as(agent).get(url), api_client_as(admin).get(url)
+        assert (as_agent.status_code, as_admin.status_code) == (200, 200)
+        return {"agent": as_agent.json(), "admin": as_admin.json()}
+
+    return await sync_to_async(read)()
+
+
+async def _widget_events(token: str) -> dict[str, Any]:
+    from django.test import Client
+
+    def read() -> dict[str, Any]:
+        response = Client().get(
+            "/api/widget/v1/events?after=0", headers={"Authorization": f"Bearer {token}", "Origin": ORIGIN}
+        )
+        assert response.status_code == 200
+        return response.json()
+
+    return await sync_to_async(read)()
+
+
+async def test_no_unsupported_model_sentence_reaches_the_customer_the_record_staff_or_the_case_file(
+    kb_tenant, fake_llm, make_user, api_client_as
+):
+    from apps.handoff.casefile import case_file_build
+    from apps.handoff.models import Handoff
+
+    await aanswers_configure(kb_tenant, style="compose")
+    composed = " ".join([WRONG_NUMBER, SUPPORTED_EU, FALSE_NEGATION, INVENTED_NAME, WRONG_PRICE])
+    model_composes(fake_llm, composed, otherwise=CASE_FILE_MODEL_ANSWER)
+    fake_llm.token_delay = 0.01
+    session = await asession_for(kb_tenant)
+    widget, _ = await widget_connect(kb_tenant, token=session.token)
+    # A second tab of the same visitor receives the same pushes.
+    other_tab, _ = await widget_connect(kb_tenant, token=session.token)
+    await widget.send({"type": "message", "text": QUESTION})
+    completed = await widget.until(lambda f: f["type"] == "assistant.completed", timeout=30)
+    await other_tab.until(lambda f: f["type"] == "assistant.completed", timeout=30)
+    reply = completed["message"]
+    trace = await _trace(reply)
+    answer = f"{quote_of(trace.retrieval['evidence'])}\n\n{SUPPORTED_EU}"
+
+    # The faithful sentence is shown; the others are in the trace only, each with its reasons.
+    assert reply["text"] == answer == _streamed(widget.received) == _streamed(other_tab.received)
+    assert trace.retrieval["answer"]["shown"] == [SUPPORTED_EU]
+    assert trace.retrieval["answer"]["dropped"] == [
+        {"sentence": sentence, "reasons": reasons} for sentence, reasons in UNSUPPORTED.items()
+    ]
+    assert trace.retrieval["answer"]["fell_back_to_quote"] is False
+    assert len(compose_requests(fake_llm)) == 1
+    leaks = _giveaways("widget frames", widget.received) + _giveaways("second tab", other_tab.received)
+
+    stored = await Message.objects.aget(id=reply["id"])
+    assert (stored.status, stored.text, stored.error_code) == ("complete", answer, "")
+    leaks += _giveaways("stored text", stored.text) + _giveaways("stored redacted", stored.text_redacted)
+    leaks += _giveaways("stored citations", stored.citations)
+
+    events = await _widget_events(session.token)
+    assert events["events"][-1]["message"]["text"] == answer
+    assert events["snapshot"] is None  # nothing is being written any more
+    leaks += _giveaways("widget events API", events)
+
+    staff = await _staff_views(kb_tenant, session.claims.conversation_id, make_user, api_client_as)
+    assert staff["admin"]["messages"][-1]["text"] == answer
+    leaks += _giveaways("staff API (agent)", staff["agent"]) + _giveaways("staff API (admin)", staff["admin"])
+
+    # A person is asked for: the case file an agent reads is built from the stored conversation.
+    await widget.send({"type": "handoff.request", "reason": "I want a person", "client_msg_id": "h1"})
+    await widget.until(lambda f: f["type"] == "handoff.status")
+    handoff = await Handoff.objects.aget(conversation_id=session.claims.conversation_id)
+    requests_before = len(fake_llm.chat_requests)
+    built = await sync_to_async(case_file_build)(handoff_id=handoff.id)
+    assert built.case_file_status == "ready"
+    [tried] = built.case_file["tried"]
+    assert (tried["message_id"], tried["outcome"]) == (reply["id"], "answered")
+    case_file_requests = fake_llm.chat_requests[requests_before:]
+    assert len(case_file_requests) == 1  # the case file's own model call: its input is checked too
+    leaks += _giveaways("case file", built.case_file) + _giveaways(
+        "case file model input", case_file_requests
+    )
+
+    assert leaks == []
+    await widget.close()
+    await other_tab.close()
+
+
+async def test_when_no_model_sentence_survives_the_answer_is_the_quote_alone(kb_tenant, fake_llm):
+    await aanswers_configure(kb_tenant, style="compose")
+    composed = " ".join(UNSUPPORTED)
+    model_composes(fake_llm, composed)
+    session = await asession_for(kb_tenant)
+    widget, _ = await widget_connect(kb_tenant, token=session.token)
+    await widget.send({"type": "message", "text": QUESTION})
+    completed = await widget.until(lambda f: f["type"] == "assistant.completed", timeout=30)
+    reply = completed["message"]
+    trace = await _trace(reply)
+    quote = quote_of(trace.retrieval["evidence"])
+    assert reply["text"] == quote == _streamed(widget.received)
+    assert (reply["status"], reply["abstained"], reply["offer_handoff"]) == ("complete", False, False)
+    answer = trace.retrieval["answer"]
+    assert (answer["style"], answer["shown"], answer["fell_back_to_quote"], answer["error"]) == (
+        "compose",
+        [],
+        True,
+        "",
+    )
+    assert [d["sentence"] for d in answer["dropped"]] == list(UNSUPPORTED)
+    assert all(d["reasons"] for d in answer["dropped"])
+    stored = await Message.objects.aget(id=reply["id"])
+    assert (stored.text, stored.error_code) == (quote, "")
+    assert _giveaways("widget frames", widget.received) + _giveaways("stored text", stored.text) == []
+    assert len(compose_requests(fake_llm)) == 1
     await widget.close()

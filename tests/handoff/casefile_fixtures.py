@@ -1,6 +1,8 @@
 """A conversation worth a case file: a verified customer who gave an email address and a phone number, an
-answer the assistant abstained from and one it grounded in a published policy (both real assistant turns
-against the scripted model), an order found and one not found, then a handoff because that tool failed.
+answer the assistant abstained from and one it quoted from a published policy (both real assistant turns,
+in the `quote` style, so the model is asked for nothing before the case file), an order found and one not
+found, then a handoff because that tool failed. The company's answer threshold is set here (0.4), so what
+the case file reports about confidence does not move with the deployment's default.
 
 The turns run the way `manage.py ask` runs them, so the tests using this need `transaction=True`: the
 pipeline's database calls happen in other threads. The tool runs are executed inline, as a tools worker
@@ -27,12 +29,13 @@ from apps.llm.clients import close_async_clients
 from apps.tools import execution
 from apps.tools import services as tools
 from apps.tools.models import ToolRun
+from tests.handoff.conftest import evidence_of, quote_of
 from tests.tools.conftest import tools_enable
 
 EMAIL, PHONE = "jane.roe@example.com", "+1 415 555 0132"
 PARROT = f"Can I bring my parrot to the opera? Write to me at {EMAIL} or call {PHONE}."
 ROAMING = "Is roaming in the European Union free? My last bill was bad."
-ANSWER = "Yes: roaming in the EU is included at no extra charge [1]."
+THRESHOLD = 0.4
 CUSTOMER = "cust-1001"
 FOUND, MISSING = "NM-100234", "NM-999999"
 
@@ -86,11 +89,20 @@ def story_tell(tenant: Tenant, fake_llm: Any, monkeypatch: Any) -> Story:
     contact = accounts.contact_upsert(tenant=tenant, external_id=CUSTOMER, name="Aiko Tanaka")
     contact.tier = "premium"
     contact.save(update_fields=["tier", "updated_at"])
+    accounts.tenant_assistant_configure(tenant=tenant, abstain_threshold=THRESHOLD)
+    accounts.tenant_answers_configure(tenant=tenant, answer_style="quote")
     conversation = services.cli_conversation_open(tenant=tenant, customer=CUSTOMER, conversation_id=None)
-    fake_llm.reply_text = ANSWER
     abstained = ask(conversation, PARROT)
     answered = ask(conversation, ROAMING)
-    assert (abstained.abstained, answered.status, len(answered.citations)) == (True, "complete", 1)
+    assert (abstained.abstained, answered.status, answered.abstained) == (True, "complete", False)
+    evidence = evidence_of(answered.id)
+    assert answered.text == answered.text_redacted == quote_of(evidence)
+    assert "in all European Union countries at no extra charge" in answered.text
+    # one citation per passage: units quoted from the same passage share its number
+    assert [(c["n"], c["chunk_id"]) for c in answered.citations] == list(
+        {e["n"]: (e["n"], e["chunk_id"]) for e in evidence}.values()
+    )
+    assert fake_llm.chat_requests == []  # quoted answers: the case file will be the model's only request
     tools_enable(tenant)  # after the turns: the assistant's own tool decisions are not this test's subject
     found = tool_run(tenant, conversation, FOUND, monkeypatch)
     failed = tool_run(tenant, conversation, MISSING, monkeypatch)

@@ -2,7 +2,8 @@
 through the services production uses, agents online, and opening hours.
 
 The widget fixtures (a company with published policies, the scriptable model, sockets through the real
-ASGI application) come from tests/conversations/conftest.py.
+ASGI application) come from tests/conversations/conftest.py; the helpers at the end set a company's answer
+style, script the model's composed sentences and write out the quoted answer a turn must give.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from apps.accounts import services as accounts
 from apps.accounts.models import Role, Tenant, User
 from apps.conversations import services as conv
-from apps.conversations.models import Conversation, ConversationEvent, HandoffReason, Message
+from apps.conversations.models import AssistantTrace, Conversation, ConversationEvent, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger, Transition, conversation_handoff
 from apps.core.realtime import StaffStream
 from apps.handoff import services
@@ -23,12 +25,15 @@ from apps.handoff.models import Handoff
 from tests.conftest import MakeTenant, MakeUser
 from tests.conversations.conftest import (  # noqa: F401  (fixtures shared with the conversation tests)
     ORIGIN,
+    REFUND_POLICY,
+    ROAMING_POLICY,
     _fresh_realtime_state,
     anyio_backend,
     fake_llm,
     kb_tenant,
     session_for,
 )
+from tests.fakes.openai_server import FakeOpenAI
 
 ALL_WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -185,3 +190,50 @@ def staff_pushes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     ):
         monkeypatch.setattr(f"{module}.staff_publish", capture)
     return pushed
+
+
+# ---- the assistant's answers (apps/conversations/answering) ----------------------------------------------
+
+COMPOSE_PROMPT_START = "You are the customer support assistant of"
+# Sentences a scripted model writes in the `compose` style. Each passes apps.guardrails.support against
+# the roaming policy for the roaming questions asked in these tests, so it is really shown after the quote.
+COMPOSED = (
+    "Roaming in the European Union is at no extra charge.",
+    "Customers on every Nimbus plan can use their minutes, texts and data in all European Union countries.",
+    "Fair use allows 30 GB of EU data per month.",
+)
+
+
+def answers_in(tenant: Tenant, style: str) -> Tenant:
+    """The company's answer style (quote, compose or auto), set the way its settings page sets it."""
+    return accounts.tenant_answers_configure(tenant=tenant, answer_style=style)
+
+
+def is_compose_request(body: dict[str, Any]) -> bool:
+    """A chat request for a composed answer (not a follow-up rewrite, a tool decision or a case file)."""
+    messages = body.get("messages") or []
+    return bool(messages) and str(messages[0].get("content", "")).startswith(COMPOSE_PROMPT_START)
+
+
+def model_composes(fake: FakeOpenAI, text: str) -> None:
+    """Compose requests get `text`; any other chat request an empty answer (a rewrite is then not used)."""
+    fake.responder = lambda body: text if is_compose_request(body) else ""
+
+
+def evidence_of(message_id: Any) -> list[dict[str, Any]]:
+    """The evidence units an answer was built on, as its trace recorded them."""
+    return list(AssistantTrace.objects.get(message_id=message_id).retrieval["evidence"])
+
+
+def quote_of(evidence: list[dict[str, Any]]) -> str:
+    """The quoted answer for `evidence`, written out here rather than by the code under test: the lead-in,
+    then each unit's sentences in curly quotes with its number, every sentence the policy's own words."""
+    assert evidence, "no evidence: the turn was not answered from the policies"
+    published = " ".join(b" ".join([ROAMING_POLICY, REFUND_POLICY]).decode().split())
+    for row in evidence:
+        for sentence in row["sentences"]:
+            assert sentence in published, sentence
+    several = len({row["document_id"] for row in evidence}) > 1
+    lead = "Here is what our policies say:" if several else "Here is what our policy says:"
+    quotes = [f"\u201c{' '.join(row['sentences'])}\u201d [{row['n']}]" for row in evidence]
+    return "\n\n".join([lead, *quotes])

@@ -10,6 +10,7 @@ import datetime
 import json
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,10 +31,10 @@ from apps.llm.breaker import breaker_for
 from tests.conftest import celery_worker_in_process
 from tests.fakes.openai_server import FakeOpenAI
 from tests.handoff.casefile_fixtures import (
-    ANSWER,
     EMAIL,
     PARROT,
     PHONE,
+    THRESHOLD,
     Story,
     hand_off,
     story_tell,
@@ -82,8 +83,12 @@ def _stamped(case_file: dict[str, Any]) -> dict[str, Any]:
 
 def _expected(story: Story, **changes: Any) -> dict[str, Any]:
     answered, abstained = story.answered, story.abstained
-    [cited] = answered.citations
-    chunk = Chunk.objects.select_related("version").get(id=cited["chunk_id"])
+    # Each cited passage once, in the order the answer first cites it (one passage may give two quotes).
+    first_cites: dict[str, dict[str, Any]] = {}
+    for citation in answered.citations:
+        first_cites.setdefault(citation["chunk_id"], citation)
+    cited = list(first_cites.values())
+    chunks = Chunk.objects.select_related("version").in_bulk(list(first_cites))
     retrieval = AssistantTrace.objects.get(message=answered).retrieval
     expected = {
         "version": 1,
@@ -104,17 +109,18 @@ def _expected(story: Story, **changes: Any) -> dict[str, Any]:
                 "message_id": str(answered.id),
                 "at": answered.created_at.isoformat(),
                 "outcome": "answered",
-                "excerpt": ANSWER,
+                "excerpt": _clip(answered.text, casefile.EXCERPT_CHARS),
             },
         ],
         "citations": [
             {
-                "document": cited["title"],
+                "document": c["title"],
                 "version": 1,
-                "effective_date": str(chunk.version.effective_date),
-                "section": cited["section"],
-                "chunk_id": str(chunk.id),
+                "effective_date": str(chunks[uuid.UUID(c["chunk_id"])].version.effective_date),
+                "section": c["section"],
+                "chunk_id": c["chunk_id"],
             }
+            for c in cited
         ],
         "tool_runs": [
             {
@@ -135,7 +141,8 @@ def _expected(story: Story, **changes: Any) -> dict[str, Any]:
         "confidence": {
             "level": "high",
             "top_similarity": retrieval["top_similarity"],
-            "threshold": 0.4,
+            "confidence": retrieval["confidence"],
+            "threshold": THRESHOLD,
             "grounded": True,
         },
         "sentiment": {"score": -0.1, "label": "neutral", "signals": ["bad"]},
@@ -321,7 +328,13 @@ def test_an_anonymous_visitor_who_only_asked_for_a_person(
         "tried": [],
         "citations": [],
         "tool_runs": [],
-        "confidence": {"level": "low", "top_similarity": None, "threshold": None, "grounded": False},
+        "confidence": {
+            "level": "low",
+            "top_similarity": None,
+            "confidence": None,
+            "threshold": None,
+            "grounded": False,
+        },
         "sentiment": {"score": 0.0, "label": "neutral", "signals": []},
         "suggested_reply": "Hi, thanks for waiting. I've read your conversation and I'm on it.",
         "suggested_reply_source": "template",

@@ -21,7 +21,19 @@ from apps.conversations.services import ReplyOutcome, handoff_cancel, reply_fini
 from apps.core.errors import BadRequest, Conflict
 from apps.handoff import services
 from apps.handoff.models import Handoff, Team
-from tests.handoff.conftest import Chat, Desk, chat_start, to_human, to_waiting
+from tests.handoff.conftest import (
+    COMPOSED,
+    Chat,
+    Desk,
+    answers_in,
+    chat_start,
+    evidence_of,
+    is_compose_request,
+    model_composes,
+    quote_of,
+    to_human,
+    to_waiting,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -412,10 +424,25 @@ def test_an_answer_cut_off_by_a_take_over_cannot_be_retried_after_the_hand_back(
 
 # ---- CONTRACTS I6 through the real ASGI application -------------------------------------------------------
 
-LONG_ANSWER = (
-    "Roaming in the European Union is included at no extra charge on every Nimbus plan, so you can use "
-    "your minutes, texts and data in all EU countries just as you do at home; switch it on first [1]."
-)
+# The company composes answers: after the quoted policy, a slow scripted model writes three checked
+# sentences (about three seconds at 0.1 s a word), so the answer is still being written when a person takes
+# over.
+LONG_ANSWER = " ".join(COMPOSED)
+
+
+async def _compose_slowly(tenant: Any, fake_llm: Any) -> None:
+    from channels.db import database_sync_to_async
+
+    await database_sync_to_async(answers_in)(tenant, "compose")
+    model_composes(fake_llm, LONG_ANSWER)
+    fake_llm.token_delay = 0.1
+
+
+def _cut_short(text: str, quote: str) -> None:
+    """What a taken-over answer keeps: the quote and the checked sentence shown before the take-over, and
+    not the end the model never got to send."""
+    assert text.startswith(f"{quote}\n\n{COMPOSED[0]}"), text
+    assert COMPOSED[2] not in text
 
 
 @pytest.mark.anyio
@@ -429,15 +456,17 @@ async def test_an_agent_taking_over_while_the_assistant_streams_stops_it_and_it_
     from tests.conversations.conftest import asession_for, widget_connect
 
     tenant = kb_desk.tenant
-    fake_llm.reply_text = LONG_ANSWER
-    fake_llm.token_delay = 0.1  # about four seconds of streaming
+    await _compose_slowly(tenant, fake_llm)
     session = await asession_for(tenant)
     conversation_id = session.claims.conversation_id
     widget, _ = await widget_connect(tenant, token=session.token)
     try:
         await widget.send({"type": "message", "text": "Is roaming in the European Union free?"})
         first = await widget.until(lambda f: f["type"] == "assistant.delta")
-        assert len(fake_llm.chat_requests) == 1
+        quote = first["text"]  # the evidence comes at once; the model's sentences follow it
+        assert quote.startswith("Here is what our polic")
+        await widget.until(lambda f: f["type"] == "assistant.delta" and COMPOSED[0] in f["text"])
+        assert [is_compose_request(b) for b in fake_llm.chat_requests] == [True]
 
         await database_sync_to_async(services.conversation_take_over)(
             tenant=tenant, conversation_id=conversation_id, agent=kb_desk.alice
@@ -446,6 +475,7 @@ async def test_an_agent_taking_over_while_the_assistant_streams_stops_it_and_it_
         interrupted = await widget.until(lambda f: f["type"] == "assistant.interrupted")
         assert interrupted["message"]["id"] == first["message_id"]
         assert interrupted["message"]["status"] == "interrupted"
+        _cut_short(interrupted["message"]["text"], quote)
         assert (interrupted["code"], interrupted["retryable"], interrupted["by"]) == (
             "interrupted",
             False,
@@ -523,7 +553,7 @@ async def test_an_agent_taking_over_while_the_assistant_streams_stops_it_and_it_
 
         # Handed back, the assistant answers the next message, and only that message.
         fake_llm.token_delay = 0.0
-        fake_llm.reply_text = "Yes, roaming in the EU is included [1]."
+        model_composes(fake_llm, COMPOSED[0])
         await database_sync_to_async(services.conversation_hand_back)(
             tenant=tenant, conversation_id=conversation_id, actor=kb_desk.alice
         )
@@ -531,9 +561,11 @@ async def test_an_agent_taking_over_while_the_assistant_streams_stops_it_and_it_
         await widget.send({"type": "message", "text": "Is roaming in the European Union free in France?"})
         await widget.until(lambda f: f["type"] == "assistant.started")
         completed = await widget.until(lambda f: f["type"] == "assistant.completed")
-        assert completed["message"]["text"] == "Yes, roaming in the EU is included [1]."
-        assert len(fake_llm.chat_requests) == 2
-        question = fake_llm.chat_requests[-1]["messages"][-1]["content"]
+        evidence = await database_sync_to_async(evidence_of)(completed["message"]["id"])
+        assert completed["message"]["text"] == f"{quote_of(evidence)}\n\n{COMPOSED[0]}"
+        composed = [b for b in fake_llm.chat_requests if is_compose_request(b)]
+        assert len(composed) == 2
+        question = composed[-1]["messages"][-1]["content"]
         assert "free in France" in question
         assert "change my plan" not in question
     finally:
@@ -555,25 +587,26 @@ async def test_an_answer_written_by_another_process_stops_through_the_owner_mark
 
     monkeypatch.setattr(hooks, "cancel_listeners", lambda: [])
     tenant = kb_desk.tenant
-    fake_llm.reply_text = LONG_ANSWER
-    fake_llm.token_delay = 0.1
+    await _compose_slowly(tenant, fake_llm)
     session = await asession_for(tenant)
     conversation_id = session.claims.conversation_id
     widget, _ = await widget_connect(tenant, token=session.token)
     try:
         await widget.send({"type": "message", "text": "Is roaming in the European Union free?"})
         first = await widget.until(lambda f: f["type"] == "assistant.delta")
+        await widget.until(lambda f: f["type"] == "assistant.delta" and COMPOSED[0] in f["text"])
         await database_sync_to_async(services.conversation_take_over)(
             tenant=tenant, conversation_id=conversation_id, agent=kb_desk.bob
         )
         interrupted = await widget.until(lambda f: f["type"] == "assistant.interrupted")
         assert (interrupted["message"]["id"], interrupted["by"]) == (first["message_id"], "handoff")
+        _cut_short(interrupted["message"]["text"], first["text"])
         assert await anyio.to_thread.run_sync(fake_llm.wait_for_disconnects, 1, 5.0)
         await anyio.sleep(0.5)
         assert conversation_id not in assistant._running
         types = [f["type"] for f in widget.received]
         assert (types.count("assistant.interrupted"), types.count("assistant.completed")) == (1, 0)
         message = await Message.objects.aget(id=first["message_id"])
-        assert message.status == "interrupted"
+        assert (message.status, message.text) == ("interrupted", interrupted["message"]["text"])
     finally:
         await widget.close()

@@ -1,8 +1,10 @@
 """When the assistant hands a conversation to a person (apps/conversations/triggers.py), end to end over the
 widget socket with a scripted model: the customer asks in words, raises something sensitive, sounds
-upset, a company rule (topic, tier) applies, the assistant could not answer twice, the model is down, a
-tool failed or a change needs an agent. Each ends with the conversation waiting and one handoff with the
-right reason and priority; a turn trigger is answered with one honest sentence, never with the model."""
+upset, a company rule (topic, tier) applies, the assistant could not answer twice, a tool failed or a
+change needs an agent. Each ends with the conversation waiting and one handoff with the right reason and
+priority; a turn trigger is answered with one honest sentence, never with the model. A model that is down
+is not one of them while the policies answer: the customer gets the quoted policy and the offer of a
+person instead."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
+from apps.accounts import services as accounts
 from apps.accounts.models import Contact, Tenant
 from apps.conversations import services as conv
+from apps.conversations.answering.pipeline import UNAVAILABLE_NOTE as NOTE
 from apps.conversations.identity import IdentityClaim, identity_signature
 from apps.conversations.models import Conversation, ConversationEvent, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger
@@ -26,11 +30,17 @@ from apps.tools.models import Approval, RunStatus, ToolRun
 from tests.conftest import celery_worker_in_process
 from tests.conversations.conftest import widget_connect
 from tests.fakes.openai_server import FakeOpenAI
-from tests.handoff.conftest import Desk, chat_start
+from tests.handoff.conftest import (
+    Desk,
+    answers_in,
+    chat_start,
+    evidence_of,
+    is_compose_request,
+    quote_of,
+)
 from tests.tools.conftest import tools_enable
 
 FINAL = ("assistant.completed", "assistant.failed", "assistant.interrupted")
-ANSWER = "Roaming in the EU is included at no extra charge [1]."
 
 
 def _anonymous(tenant: Tenant) -> conv.WidgetSession:
@@ -146,12 +156,15 @@ async def test_a_turn_for_a_person_is_answered_with_one_sentence_and_queued(
 async def test_saying_a_human_is_not_needed_is_answered_by_the_assistant(
     kb_desk: Desk, fake_llm: FakeOpenAI
 ) -> None:
-    fake_llm.reply_text = ANSWER
     tenant = kb_desk.tenant
     session = await database_sync_to_async(_anonymous)(tenant)
     frames = await _ask(tenant, session, "I don't need a human, just tell me: is roaming in the EU free?")
-    assert _final_texts(frames) == [ANSWER]
-    assert len(fake_llm.chat_requests) == 1
+    [final] = [f["message"] for f in frames if f["type"] == "assistant.completed"]
+    evidence = await database_sync_to_async(evidence_of)(final["id"])
+    assert final["text"] == quote_of(evidence)  # the policy, quoted: answered, not handed over
+    assert "in all European Union countries at no extra charge" in final["text"]
+    assert (final["abstained"], final["offer_handoff"]) == (False, False)
+    assert fake_llm.chat_requests == []  # no model profile: the company's answers are quoted
     status, handoffs, _ = await database_sync_to_async(_outcome)(session.claims.conversation_id)
     assert (status, handoffs) == ("assistant", [])
 
@@ -222,28 +235,53 @@ async def test_two_answers_in_a_row_the_assistant_could_not_give_bring_in_a_pers
     assert fake_llm.chat_requests == []
 
 
+def _answers(conversation_id: Any) -> list[tuple[str, bool, bool, str, str]]:
+    """(status, abstained, offer_handoff, error_code, text) of each stored answer, oldest first."""
+    answers = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT)
+    return [
+        (m.status, m.abstained, m.offer_handoff, m.error_code, m.text) for m in answers.order_by("created_at")
+    ]
+
+
 @pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
-async def test_a_model_that_stays_unavailable_brings_in_a_person(
+async def test_a_model_that_stays_down_does_not_strand_the_customer(
     kb_desk: Desk, fake_llm: FakeOpenAI, settings: Any
 ) -> None:
+    """Composing company, dead model: every answerable question still gets the quoted policy, a note that
+    the summary is missing and the offer of a person (CONTRACTS §3), each stored `complete`, so the
+    "unanswered in a row" count never starts on them; questions the policies cannot answer still bring in a
+    person after two in a row, as they do with the model up."""
     settings.HANDOFF_AFTER_UNANSWERED = 2
-    fake_llm.behaviour = "error_500"
     tenant = kb_desk.tenant
+    await database_sync_to_async(answers_in)(tenant, "compose")
+    fake_llm.behaviour = "error_500"
     session = await database_sync_to_async(_anonymous)(tenant)
-    frames = await _ask(tenant, session, "Is roaming in the European Union free?")
-    failed = next(f for f in frames if f["type"] == "assistant.failed")
-    assert (failed["code"], failed["retryable"], failed["message"]["offer_handoff"]) == (
-        "llm_unavailable",
-        True,
-        True,
-    )
-    status, handoffs, _ = await database_sync_to_async(_outcome)(session.claims.conversation_id)
-    assert (status, handoffs) == ("assistant", [])  # the first failure offers a person and a retry
-    frames = await _ask(tenant, session, "Is roaming in the European Union free in France?")
-    status, handoffs, events = await database_sync_to_async(_outcome)(session.claims.conversation_id)
-    assert (status, handoffs) == ("waiting", [("llm_unavailable", "2 answers in a row", 1, None)])
-    assert events[-3:] == ["assistant.failed", "handoff.requested", "handoff.status"]
+    conversation_id = session.claims.conversation_id
+    questions = ("Is roaming in the European Union free?", "Is roaming in the European Union free in France?")
+
+    for n, question in enumerate(questions, start=1):
+        frames = await _ask(tenant, session, question)
+        assert "assistant.failed" not in [f["type"] for f in frames]
+        answers = await database_sync_to_async(_answers)(conversation_id)
+        evidence = await database_sync_to_async(evidence_of)(
+            [f["message"]["id"] for f in frames if f["type"] == "assistant.completed"][-1]
+        )
+        assert answers[-1] == ("complete", False, True, "llm_unavailable", f"{quote_of(evidence)}\n\n{NOTE}")
+        assert len(answers) == n
+        status, handoffs, _ = await database_sync_to_async(_outcome)(conversation_id)
+        assert (status, handoffs) == ("assistant", [])
+    assert any(is_compose_request(body) for body in fake_llm.chat_requests)  # it was asked, and failed
+
+    await _ask(tenant, session, "Can I bring my parrot to the opera?")
+    status, handoffs, _ = await database_sync_to_async(_outcome)(conversation_id)
+    assert (status, handoffs) == ("assistant", [])  # one abstention after answers is not two in a row
+    await _ask(tenant, session, "Which opera houses accept parrots?")
+    answers = await database_sync_to_async(_answers)(conversation_id)
+    assert [(a[0], a[1], a[2]) for a in answers[2:]] == [("complete", True, True)] * 2
+    status, handoffs, events = await database_sync_to_async(_outcome)(conversation_id)
+    assert (status, handoffs) == ("waiting", [("assistant_abstained", "2 answers in a row", 0, None)])
+    assert events[-3:] == ["assistant.completed", "handoff.requested", "handoff.status"]
 
 
 @pytest.fixture
@@ -317,6 +355,12 @@ def test_turn_trigger_order_and_rules(desk: Desk, make_tenant: Any) -> None:
     # Asking for a person outranks everything else the same turn says.
     assert trigger("I'm furious about porting, let me speak to a manager!").reason == "customer_request"  # type: ignore[union-attr]
     assert trigger("Someone hacked my account, this is ridiculous").reason == "sensitive"  # type: ignore[union-attr]
+    # Which topics are sensitive is the company's choice: without fraud, the same words only sound upset.
+    accounts.tenant_answers_configure(
+        tenant=desk.tenant, handoff_topics=["bereavement", "vulnerability", "legal"]
+    )
+    assert trigger("Someone hacked my account, this is ridiculous").reason == "angry"  # type: ignore[union-attr]
+    assert trigger("Someone hacked my account") is None
     # Rules of another company never apply.
     other = make_tenant()
     assert listeners.rule_check(other.id, "", "porting") is None
@@ -354,6 +398,17 @@ def test_after_answer_trigger_order(desk: Desk, settings: Any) -> None:
     for code in ("not_found", "invalid_plan", "same_plan"):
         fixable = ToolRun(tool="order_lookup", status=RunStatus.FAILED, error_code=code)
         assert after_answer_trigger(message=good, tools=[fixable]) is None
+    # With the model down a quoted answer is still an answer: it breaks a run of unanswered turns.
+    chat.say("four")
+    chat.answer("I couldn't find this.", abstained=True)
+    chat.say("five")
+    quoted = chat.answer(
+        "Here is what our policy says: ...", error_code="llm_unavailable", offer_handoff=True
+    )
+    assert after_answer_trigger(message=quoted, tools=[]) is None
+    chat.say("six")
+    after = chat.answer("I couldn't find this either.", abstained=True)
+    assert after_answer_trigger(message=after, tools=[]) is None
     settings.HANDOFF_AFTER_UNANSWERED = 0
     assert after_answer_trigger(message=second, tools=[]) is None
 

@@ -1,7 +1,19 @@
-"""`manage.py ask "QUESTION" --tenant SLUG [--customer ID] [--conversation ID] --json`.
+"""`manage.py ask "QUESTION" --tenant SLUG [--customer ID] [--conversation ID] [--json]`.
 
-Runs the assistant's real pipeline (redaction, input checks, retrieval, prompt, streamed completion,
-citation check, storage) for one customer message and prints the outcome.
+Stores one customer message and runs the assistant's real pipeline on it, as the widget does
+(apps.conversations.answering): redaction, input checks, handoff triggers, tool choice and tool runs,
+the answer cache, evidence selection and abstention, then the answer in the company's style: the
+evidence quoted verbatim and cited (`quote`), followed in `compose` by the model's sentences that the
+support check passed. The reply and its trace are stored; the outcome is printed.
+
+With --json, one object: `answer` is the reply's text exactly as the customer saw it and as stored;
+`citations` are the quoted evidence units; `style` is the answer style in force; `composed` (compose only,
+else null) holds the model sentences shown, those dropped with their reasons, whether the answer fell back
+to the quote alone, and the model error if any. Without it, the answer streams as it is written.
+
+Exits 1 when the reply is `failed` or `interrupted`. A reply whose model part failed while the quoted
+evidence answered is `complete` (exit 0) with its `error_code` (llm_unavailable, refused) and a person
+offered.
 """
 
 from __future__ import annotations
@@ -77,12 +89,26 @@ class Command(BaseCommand):
         reply = result.message
         if reply is None:
             raise CommandError("The question was superseded before it was answered.")
+        answer_info: dict[str, Any] = result.retrieval.get("answer") or {}
+        style = answer_info.get("style") or None
+        composed = (
+            {
+                "shown": answer_info.get("shown", []),
+                "dropped": answer_info.get("dropped", []),
+                "fell_back_to_quote": bool(answer_info.get("fell_back_to_quote")),
+                "error": answer_info.get("error") or None,
+            }
+            if style == "compose"
+            else None
+        )
         outcome = {
             "conversation_id": str(conversation.id),
             "message_id": str(reply.id),
             "status": reply.status,
             "answer": reply.text,
             "citations": reply.citations,
+            "style": style,
+            "composed": composed,
             "abstained": reply.abstained,
             "offer_handoff": reply.offer_handoff,
             "error_code": reply.error_code or None,
@@ -104,14 +130,20 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(outcome, indent=2))
         else:
             self.stdout.write("")
-            if reply.text != "".join(streamed):
-                self.stdout.write(f"(as stored, after the citation check)\n{reply.text}")
-            self.stdout.write(f"[{reply.status}{', abstained' if reply.abstained else ''}]")
+            if reply.text != "".join(streamed):  # what streamed is what is stored; shown if ever not
+                self.stdout.write(f"(as stored)\n{reply.text}")
+            self.stdout.write(
+                f"[{reply.status}{', abstained' if reply.abstained else ''}{f', {style}' if style else ''}]"
+            )
             for c in reply.citations:
                 self.stdout.write(f"  [{c['n']}] {c['title']} · v{c['version']} · {c['section']}")
             for tool_run in result.tools:
                 detail = f" ({tool_run['error_code']})" if tool_run["error_code"] else ""
                 self.stdout.write(f"  tool {tool_run['tool']}: {tool_run['status']}{detail}")
+            if composed is not None and composed["dropped"]:
+                self.stdout.write(
+                    f"  {len(composed['dropped'])} model sentence(s) dropped by the support check"
+                )
             if reply.error_code:
                 self.stdout.write(f"error: {reply.error_code}")
         if reply.status in ("failed", "interrupted"):
