@@ -33,7 +33,19 @@ from apps.knowledge import services as knowledge
 from apps.telco.services import demo_telco_load
 from apps.tools import services as tool_services
 from apps.tools.models import RunStatus, ToolRun
-from tests.browser.test_widget import ANSWER_MS, FIRST_ANSWER_MS, QUESTION, REFUNDS, ask, embed, shadow
+from tests.browser.test_widget import (
+    ANSWER_MS,
+    COMPOSED,
+    FIRST_ANSWER_MS,
+    QUESTION,
+    REFUNDS,
+    answered,
+    answers_in,
+    ask,
+    embed,
+    is_compose_request,
+    shadow,
+)
 from tests.browser.test_widget_tools import PROPOSAL, TICKET_CALL, in_another_thread, verified_page
 from tests.conftest import celery_worker_in_process
 from tests.fakes.openai_server import FakeOpenAI
@@ -45,13 +57,11 @@ ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in DAYS}
 CLOSED: dict[str, list[list[str]]] = {day: [] for day in DAYS}
 PASSWORD = "correct horse battery staple"
 
-ANSWER = (
-    "You can return a phone within 30 days of delivery for a full refund, as long as it is undamaged "
-    "and still in its original box, with every accessory it came with, and you send it back using "
-    "the prepaid label from your account page [1]."
-)
+# The model's sentences for the first question (each checked against the refund policy, so shown after
+# the quoted policy) and for the second; what the customer reads is the quote, then these.
+ANSWER = " ".join(COMPOSED)
 AGAIN = "And how many days do I have to return a phone for a refund if it is unopened?"
-SECOND_ANSWER = "An unopened phone can be returned within 30 days of delivery for a full refund [1]."
+SECOND_ANSWER = answered("An unopened phone can be returned within 30 days of delivery for a full refund.")
 ASK_HUMAN = "I want to talk to a human, please."
 GOAL = "Return a phone bought last month for a refund."
 SUGGESTED = "Hi, I'm from the support team and I can sort out your return."
@@ -120,12 +130,15 @@ class Desk:
 
 
 def case_file_model(body: dict[str, Any]) -> str:
-    """The scripted model: the case file's two lines when asked for them, else the customer's answer."""
+    """The scripted model: the case file's two lines when asked for them, the composed sentences of the
+    customer's answer when asked to compose one, else nothing (a follow-up rewrite is then not used)."""
     system = str((body.get("messages") or [{}])[0].get("content", ""))
     if system.startswith("You help a support agent"):
         return f"GOAL: {GOAL}\nREPLY: {SUGGESTED}"
+    if not is_compose_request(body):
+        return ""
     asked = json.dumps(body.get("messages", []))
-    return SECOND_ANSWER if "unopened" in asked else ANSWER
+    return SECOND_ANSWER.rsplit("\n\n", 1)[1] if "unopened" in asked else ANSWER
 
 
 @pytest.fixture
@@ -268,6 +281,7 @@ def settle_widget(page: Page) -> None:
 def test_a_customer_asks_for_a_person_mid_answer_an_agent_answers_then_hands_back(
     asgi_server, host_site, desk, llm, case_files, open_console, customer
 ):
+    answers_in(desk.tenant, "compose")  # the model writes after the quote: a long stretch of streaming
     llm.responder = case_file_model
     llm.token_delay = 0.12
     agent = open_console(desk.alice, desk.slug)

@@ -33,12 +33,17 @@ from apps.knowledge import ingestion
 from apps.knowledge import services as knowledge
 from tests.browser.test_widget import (
     ANSWER_MS,
+    COMPOSED,
     FIRST_ANSWER_MS,
     FOCUSED,
     QUESTION,
     REFUNDS,
+    answered,
+    answers_in,
     ask,
+    compose_requests,
     embed,
+    model_composes,
     open_widget,
     settle,
     shadow,
@@ -62,6 +67,8 @@ def company(make_tenant, host_site) -> Tenant:
     ready = ingestion.version_ingest(version_id=str(version.id))
     assert ready is not None
     knowledge.version_publish(version=ready, actor=None)
+    # `compose`: an answer asks the model, so "the assistant stays silent" means it is not even asked.
+    answers_in(tenant, "compose")
     return tenant
 
 
@@ -75,8 +82,14 @@ HANDOVER = (
     "Of course. I'm bringing in a person from our team; they'll see everything we've discussed, "
     "so you won't have to repeat yourself."
 )
-GROUNDED = "You can return a phone within 30 days of delivery for a full refund [1]."
-UNSURE = "I think it might be possible, but I'm not certain."  # no citation: the answer offers a person
+GROUNDED = COMPOSED[0]  # the model's checked sentence after the quoted policy
+GROUNDED_ANSWER = answered(GROUNDED)
+# Nothing in the published policies answers this: the assistant says so and offers a person.
+UNANSWERED = "Do you sell gift cards for birthdays?"
+ABSTAINED = (
+    "I couldn't find this in our published policies, so I'd rather not guess. "
+    "Would you like me to connect you with a person?"
+)
 
 # Every message bubble as [role, text], comparable with `stored_transcript`.
 TRANSCRIPT = """
@@ -178,10 +191,11 @@ def reload_draws_the_same(page: Page) -> None:
 
 def ask_for_a_person(page: Page, llm) -> None:
     """An answer without a source offers a person; the customer takes the offer."""
-    llm.reply_text = UNSURE
-    ask(page, QUESTION)
+    ask(page, UNANSWERED)
     reply = shadow(page, ".msg.assistant").first
     expect(reply).to_have_attribute("data-status", "complete", timeout=FIRST_ANSWER_MS)
+    expect(reply.locator(".text")).to_have_text(ABSTAINED)
+    expect(reply.locator(".citations")).to_be_hidden()
     offer = reply.get_by_role("button", name="Talk to a person")
     expect(offer).to_be_visible()
     offer.click()
@@ -241,11 +255,11 @@ def test_waiting_in_line_is_told_honestly_and_the_customer_can_go_back_to_the_as
     assert waiting.status == Handoff.Status.CANCELLED
 
     # The assistant answers again.
-    llm.reply_text = GROUNDED
+    model_composes(llm, GROUNDED)
     ask(page, QUESTION)
     again = shadow(page, ".msg.assistant").nth(1)
     expect(again).to_have_attribute("data-status", "complete", timeout=ANSWER_MS)
-    expect(again.locator(".text")).to_have_text(GROUNDED)
+    expect(again.locator(".text")).to_have_text(GROUNDED_ANSWER)
     assert len(llm.chat_requests) > asked
     assert page.evaluate(TRANSCRIPT) == stored_transcript(company)
     reload_draws_the_same(page)
@@ -437,11 +451,11 @@ def test_a_person_joins_replies_and_hands_back_while_the_assistant_stays_silent(
     assert (conversation.status, conversation.agent_id) == (Conversation.Status.ASSISTANT, None)
 
     # The assistant answers the next message.
-    llm.reply_text = GROUNDED
+    model_composes(llm, GROUNDED)
     ask(page, QUESTION)
     answer = shadow(page, ".msg.assistant").nth(1)
     expect(answer).to_have_attribute("data-status", "complete", timeout=ANSWER_MS)
-    expect(answer.locator(".text")).to_have_text(GROUNDED)
+    expect(answer.locator(".text")).to_have_text(GROUNDED_ANSWER)
     assert len(llm.chat_requests) > asked
     assert page.evaluate(TRANSCRIPT) == stored_transcript(company)
     assert [role for role, _ in stored_transcript(company)] == [
@@ -460,8 +474,9 @@ def test_a_takeover_stops_the_answer_and_a_resolved_conversation_is_rated_from_t
     page, asgi_server, host_site, company, llm, make_user
 ):
     nina = agent(company, make_user, "Nina")
-    llm.reply_text = "Returns: " + " ".join(f"word{n}" for n in range(1, 120)) + " [1]."
-    llm.token_delay = 0.06
+    # The quote at once, then the model's sentences slowly: a long stretch of streaming to stop.
+    model_composes(llm, " ".join(COMPOSED))
+    llm.token_delay = 0.25
     page.goto(embed(host_site, src=f"{asgi_server}/widget.js", key=company.widget_key))
     open_widget(page)
     page.evaluate(RECORD_REPLIES)
@@ -485,7 +500,10 @@ def test_a_takeover_stops_the_answer_and_a_resolved_conversation_is_rated_from_t
     [stored] = assistant_messages(company)
     assert (stored.status, stored.error_code) == (Message.Status.INTERRUPTED, "interrupted")
     assert stored.text, "nothing was stored of the partial answer"
-    assert llm.reply_text.startswith(stored.text), stored.text
+    assert stored.text.startswith(answered()), stored.text  # the quote, shown at once, is kept
+    assert answered(*COMPOSED).startswith(stored.text), stored.text
+    assert stored.text != answered(*COMPOSED), "the answer was not stopped"
+    assert len(compose_requests(llm)) >= 1
     expect(reply.locator(".text")).to_have_text(stored.text)
     stop = ConversationEvent.objects.get(conversation=conversation, type="assistant.interrupted")
     assert stop.data == {"code": "interrupted", "retryable": False, "by": "handoff"}
@@ -562,7 +580,7 @@ def test_a_takeover_stops_the_answer_and_a_resolved_conversation_is_rated_from_t
 
     # Writing again starts a new conversation with the assistant.
     llm.token_delay = 0.0
-    llm.reply_text = GROUNDED
+    model_composes(llm, GROUNDED)
     ask(page, QUESTION)
     answer = shadow(page, ".msg.assistant").nth(1)
     expect(answer).to_have_attribute("data-status", "complete", timeout=ANSWER_MS)
