@@ -58,6 +58,7 @@ def test_empty_render_declares_every_family_and_nothing_else():
         "helpdesk_case_file_seconds": "histogram",
         "helpdesk_csat_ratings_total": "counter",
         "helpdesk_answer_cache_total": "counter",
+        "helpdesk_composed_sentences_total": "counter",
     }
     assert exposition.samples == []
 
