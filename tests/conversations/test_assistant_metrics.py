@@ -71,10 +71,20 @@ async def test_replies_errors_and_abstentions_are_counted_per_tenant(kb_tenant, 
     from asgiref.sync import sync_to_async
 
     slug = kb_tenant.slug
-    # Metrics are recorded just after the reply is stored (and pushed): poll briefly for the last one.
-    for _ in range(50):
+    # Metrics are recorded just after each reply is stored (and pushed), off the event loop, one family
+    # after another: a later reply's may land before an earlier one's, so poll until the last family of
+    # every reply is there (the assertions below then check the exact values).
+    expected = [
+        ("helpdesk_assistant_replies_total", {"status": "complete"}, 2),
+        ("helpdesk_assistant_replies_total", {"status": "abstained"}, 1),
+        ("helpdesk_assistant_replies_total", {"status": "failed"}, 1),
+        ("helpdesk_errors_total", {"code": "llm_unavailable"}, 1),
+        ("helpdesk_errors_total", {"code": "temporarily_unavailable"}, 1),
+        ("helpdesk_composed_sentences_total", {"result": "dropped"}, 1),
+    ]
+    for _ in range(100):
         text = (await sync_to_async(scraper.get)("/metrics")).content.decode()
-        if _sample(text, "helpdesk_assistant_replies_total", tenant=slug, status="failed"):
+        if all(_sample(text, name, tenant=slug, **labels) >= n for name, labels, n in expected):
             break
         await anyio.sleep(0.1)
     assert _sample(text, "helpdesk_assistant_replies_total", tenant=slug, status="complete") == 2
