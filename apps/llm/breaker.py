@@ -16,7 +16,9 @@ instead of `record_failure()`. What counts: refused connections, other 5xx, prot
 while no other stream of this process was using the endpoint. And a call never has to compete for the
 server at all while `LLM_MAX_CONCURRENT_STREAMS` of this process's streams are on it: it waits its turn in
 the endpoint's `StreamQueue` (first come, first served, bounded by `LLM_QUEUE_TIMEOUT_SECONDS`), and its
-caller is told its place.
+caller is told its place. Unstreamed calls (tool decisions, case files) follow the same rule: a 429 or 503
+gives the attempt back, and a timeout counts only when no other call of this process was on the endpoint
+during it (`CircuitBreaker.call()` keeps that count).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,6 +38,9 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 State = Literal["closed", "open", "half_open"]
+
+# What a server says when it is loading its model or writing other answers: busy, not broken.
+BUSY_STATUS = frozenset({429, 503})
 Clock = Callable[[], float]
 
 
@@ -62,6 +67,10 @@ class CircuitBreaker:
         self._trial_in_flight = False
         # Bumped whenever a trial starts, so a stale trial admission cannot release a newer trial.
         self._generation = 0
+        # Unstreamed calls in flight (tool decisions, case files): a timeout while another call had the
+        # endpoint is the server being busy, not broken (streams have their own queue for this).
+        self._calls = 0
+        self._calls_started = 0
 
     @property
     def state(self) -> State:
@@ -123,6 +132,34 @@ class CircuitBreaker:
                 " (the half-open trial failed)" if was == "half_open" else "",
                 self.reset_seconds,
             )
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[Callable[[], bool]]:
+        """Counts one unstreamed call as in flight; yields `shared()`, which tells whether another call used
+        the endpoint at any moment of this one (one was in flight before, started since, or is still on it).
+        """
+        with self._lock:
+            others_before = self._calls
+            self._calls += 1
+            self._calls_started += 1
+            started_at = self._calls_started
+
+        def shared() -> bool:
+            with self._lock:
+                return others_before > 0 or self._calls > 1 or self._calls_started != started_at
+
+        try:
+            yield shared
+        finally:
+            with self._lock:
+                self._calls -= 1
+
+    def settle_fault(self, admission: Admission, *, busy: bool) -> None:
+        """The verdict of a failed attempt: a busy endpoint gives the attempt back, anything else counts."""
+        if busy:
+            self.release(admission)
+        else:
+            self.record_failure()
 
     def release(self, admission: Admission) -> None:
         """The attempt ended without a verdict (cancelled by the caller, or a request-specific error).

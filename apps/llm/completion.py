@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import openai
 from django.conf import settings
 
-from apps.llm.breaker import breaker_for
+from apps.llm.breaker import BUSY_STATUS, breaker_for
 from apps.llm.clients import llm_client
 from apps.llm.streaming import (
     CONNECT_TIMEOUT_SECONDS,
@@ -60,27 +60,31 @@ def chat_complete(
         logger.warning("llm completion from %s model %s not requested: circuit open", endpoint, model)
         raise LLMCallError("circuit_open", detail=f"circuit open for {breaker.key}")
     started = time.monotonic()
-    try:
-        response = llm_client().chat.completions.create(
-            model=model,
-            messages=[message_param(m) for m in messages],
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stream=False,
-            timeout=openai.Timeout(timeout, connect=min(CONNECT_TIMEOUT_SECONDS, timeout)),
-        )
-    except openai.APIStatusError as exc:
-        if exc.status_code >= 500 or exc.status_code in _ENDPOINT_STATUS:
+    with breaker.call() as shared:
+        try:
+            response = llm_client().chat.completions.create(
+                model=model,
+                messages=[message_param(m) for m in messages],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=False,
+                timeout=openai.Timeout(timeout, connect=min(CONNECT_TIMEOUT_SECONDS, timeout)),
+            )
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in _ENDPOINT_STATUS:
+                breaker.settle_fault(admission, busy=exc.status_code in BUSY_STATUS)
+            else:
+                breaker.release(admission)
+            raise _failed(describe_error(exc), started) from None
+        except openai.APITimeoutError as exc:  # a silence is a fault only if nobody else had the server
+            breaker.settle_fault(admission, busy=shared())
+            raise _failed(describe_error(exc), started) from None
+        except openai.APIError as exc:  # refused connections, undecodable answers
             breaker.record_failure()
-        else:
+            raise _failed(describe_error(exc), started) from None
+        except BaseException:
             breaker.release(admission)
-        raise _failed(describe_error(exc), started) from None
-    except openai.APIError as exc:  # timeouts, refused connections, undecodable answers
-        breaker.record_failure()
-        raise _failed(describe_error(exc), started) from None
-    except BaseException:
-        breaker.release(admission)
-        raise
+            raise
     breaker.record_success()
     seconds = time.monotonic() - started
     choice = response.choices[0] if response.choices else None

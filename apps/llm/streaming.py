@@ -36,6 +36,7 @@ from django.conf import settings
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from apps.llm.breaker import (
+    BUSY_STATUS,
     Admission,
     CircuitBreaker,
     OnWait,
@@ -53,7 +54,6 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 # "Not now", not "broken": llama-server answers 503 while it loads the model; hosted APIs 503 or 429 when
 # overloaded or over quota.
-_BUSY_STATUS = frozenset({429, 503})
 # Defaults of settings that may be unset: the embedded server's parallel slots
 # (helpdesk/stack/embedded.py, LLM_PARALLEL_SLOTS), and how long a call may wait for one.
 DEFAULT_MAX_CONCURRENT_STREAMS = 4
@@ -416,7 +416,7 @@ def _classify(exc: openai.APIError) -> _EndpointFault:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status >= 500 or status in _RETRYABLE_STATUS:
-            return _EndpointFault(f"HTTP {status}", busy=status in _BUSY_STATUS)
+            return _EndpointFault(f"HTTP {status}", busy=status in BUSY_STATUS)
         return _RequestRejected(f"HTTP {status}")
     return _EndpointFault(describe_error(exc))
 

@@ -21,7 +21,7 @@ import openai
 from django.conf import settings
 from openai.types.chat import ChatCompletionFunctionToolParam
 
-from apps.llm.breaker import breaker_for
+from apps.llm.breaker import BUSY_STATUS, breaker_for
 from apps.llm.clients import async_llm_client
 from apps.llm.streaming import CONNECT_TIMEOUT_SECONDS, ChatMessage, describe_error, message_param
 
@@ -65,35 +65,38 @@ async def tools_decide(
     admission = breaker.allow()
     if admission is None:
         return ToolDecision(error="circuit open")
-    try:
-        async with asyncio.timeout(timeout):
-            response = await async_llm_client(base_url=endpoint).chat.completions.create(
-                model=model,
-                messages=[message_param(m) for m in messages],
-                tools=cast("list[ChatCompletionFunctionToolParam]", tools),
-                # "auto", or {"type": "function", "function": {"name": ...}} to have that tool's
-                # arguments written (llama.cpp's function-calling format then runs one constrained pass).
-                tool_choice=cast("Any", tool_choice),
-                max_tokens=max_tokens,
-                temperature=0,
-                stream=False,
-                timeout=openai.Timeout(timeout + 1, connect=CONNECT_TIMEOUT_SECONDS),
-            )
-    except TimeoutError:
-        breaker.record_failure()
-        return _failed(f"no decision within {timeout:g}s", started)
-    except openai.APIStatusError as exc:
-        if exc.status_code >= 500 or exc.status_code in (408, 429):
+    with breaker.call() as shared:
+        try:
+            async with asyncio.timeout(timeout):
+                response = await async_llm_client(base_url=endpoint).chat.completions.create(
+                    model=model,
+                    messages=[message_param(m) for m in messages],
+                    tools=cast("list[ChatCompletionFunctionToolParam]", tools),
+                    # "auto", or {"type": "function", "function": {"name": ...}} to have that tool's
+                    # arguments written (llama.cpp's function-calling format then runs one constrained
+                    # pass).
+                    tool_choice=cast("Any", tool_choice),
+                    max_tokens=max_tokens,
+                    temperature=0,
+                    stream=False,
+                    timeout=openai.Timeout(timeout + 1, connect=CONNECT_TIMEOUT_SECONDS),
+                )
+        except (TimeoutError, openai.APITimeoutError):
+            # Silence counts against the endpoint only when no other decision was waiting on it.
+            breaker.settle_fault(admission, busy=shared())
+            return _failed(f"no decision within {timeout:g}s", started)
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 429):
+                breaker.settle_fault(admission, busy=exc.status_code in BUSY_STATUS)
+            else:
+                breaker.release(admission)
+            return _failed(describe_error(exc), started)
+        except openai.APIError as exc:
             breaker.record_failure()
-        else:
+            return _failed(describe_error(exc), started)
+        except BaseException:
             breaker.release(admission)
-        return _failed(describe_error(exc), started)
-    except openai.APIError as exc:
-        breaker.record_failure()
-        return _failed(describe_error(exc), started)
-    except BaseException:
-        breaker.release(admission)
-        raise
+            raise
     breaker.record_success()
     calls: list[ModelToolCall] = []
     choice = response.choices[0] if response.choices else None

@@ -126,6 +126,9 @@ class FakeOpenAI:
                 if behaviour == "error_500":
                     self._json(500, {"error": {"message": "scripted failure", "type": "server_error"}})
                     return True
+                if behaviour == "error_503":  # llama-server's answer while it loads the model
+                    self._json(503, {"error": {"message": "Loading model", "type": "unavailable_error"}})
+                    return True
                 if behaviour == "error_429":
                     self._json(
                         429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0"}

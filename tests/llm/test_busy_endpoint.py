@@ -26,7 +26,7 @@ REPLY = "Yes, within thirty days of delivery, with the receipt."
 
 
 class SerialFakeOpenAI(FakeOpenAI):
-    """The fake, with one generation at a time (a lock held while a completion is written) and a 503."""
+    """The fake, with one generation at a time (a lock held while a completion is written)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -39,12 +39,6 @@ class SerialFakeOpenAI(FakeOpenAI):
         base: Any = super()._handler()
 
         class Handler(base):
-            def _misbehave(self, behaviour: str, body: dict[str, Any] | None = None) -> bool:
-                if behaviour == "error_503":  # llama-server's answer while it loads the model
-                    self._json(503, {"error": {"message": "Loading model", "type": "unavailable_error"}})
-                    return True
-                return bool(super()._misbehave(behaviour, body))
-
             def end_headers(self) -> None:
                 # The fake ends each stream by closing the connection: say so, as a real server would,
                 # or the client may send its next request on the closed connection (a real fault here).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 
 import pytest
@@ -74,7 +75,7 @@ def test_max_tokens_cuts_the_answer_with_finish_reason_length(llm: FakeOpenAI) -
     assert (completion.text, completion.finish_reason) == ("one two three", "length")
 
 
-@pytest.mark.parametrize("failure", ["error_500", "error_429", "refuse"])
+@pytest.mark.parametrize("failure", ["error_500", "refuse"])
 def test_an_endpoint_failure_is_tried_once_and_counted_by_the_breaker(
     llm: FakeOpenAI, settings: Settings, failure: str
 ) -> None:
@@ -165,3 +166,45 @@ def test_success_closes_the_count_and_logs_no_content(
     assert "Jane" not in logged
     assert "4111 1111" not in logged  # the server's random port may contain "4111"
     assert llm.reply_text not in logged
+
+
+@pytest.mark.parametrize("busy", ["error_429", "error_503"])
+def test_a_busy_or_loading_server_is_unavailable_but_not_counted(
+    llm: FakeOpenAI, settings: Settings, busy: str
+) -> None:
+    settings.LLM_BREAKER_FAILURES = 1
+    llm.behaviour = busy
+
+    error = fails()
+
+    assert error.kind == "unavailable"
+    assert breaker(settings).consecutive_failures == 0
+    assert breaker(settings).state == "closed"
+
+
+def test_a_timeout_while_another_call_had_the_server_is_busy_not_broken(
+    llm: FakeOpenAI, settings: Settings
+) -> None:
+    """Two case files at once on a server that writes one at a time: the one that waits past its deadline
+    says nothing about the endpoint's health. A timeout with nobody else on it still counts."""
+    settings.LLM_BREAKER_FAILURES = 1
+    llm.behaviour = "hang"
+    errors: list[LLMCallError] = []
+
+    def call() -> None:
+        try:
+            complete(timeout=0.5)
+        except LLMCallError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+
+    assert [e.detail for e in errors] == ["request timed out", "request timed out"]
+    assert breaker(settings).state == "closed"
+
+    fails(timeout=0.3)  # alone, the same silence is a fault
+    assert breaker(settings).state == "open"
