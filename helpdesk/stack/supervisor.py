@@ -2,7 +2,8 @@
 
 Each of DATABASE_URL, REDIS_URL and LLM_BASE_URL replaces the matching embedded server, which is then not
 started; EMBEDDINGS_BASE_URL switches embeddings from in-process to that server (checked before start).
-Every failure is one line that names the part, the cause and the fix.
+Every failure is one line that names the part, the cause and the fix. Until the welcome text, a part that
+exits ends the run; after it, the part is restarted with backoff (restart.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -31,6 +33,7 @@ from helpdesk.stack.preflight import (
     check_port,
 )
 from helpdesk.stack.procs import Child
+from helpdesk.stack.restart import Part, RestartPolicy, Watcher, log_says, postgres_clear_leftovers
 
 DEFAULT_LLM_MODEL = "smollm2-135m-instruct"
 
@@ -48,6 +51,8 @@ class Supervisor:
     env: Env
     local: LocalStack
     children: list[Child] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     lock: StackLock | None = None
     started_at: float = field(default_factory=time.monotonic)
     stopping: bool = False
@@ -122,22 +127,34 @@ class Supervisor:
         if self.external_db:
             check_external_database(self.external_db)
 
-    def _spawn(self, child: Child) -> Child:
+    def _spawn(
+        self,
+        child: Child,
+        probe: Callable[[], object] | None = None,
+        timeout: float = 60,
+        prepare: Callable[[Child], None] | None = None,
+    ) -> Part:
+        """Starts `child`; `probe` (given `timeout`) tells it is ready, at start and after each restart."""
         child.start()
         self.children.append(child)
+        part = Part(child, probe, timeout, prepare, policy=self.restart_policy)
+        self.parts.append(part)
+        self._record()
+        return part
+
+    def _record(self, _: Child | None = None) -> None:
         assert self.lock is not None
         self.lock.record({c.name: c.pid for c in self.children if c.pid})
-        return child
 
-    def _ready(self, what: str, probe: object, timeout: float, child: Child | None) -> None:
-        started = time.monotonic()
+    def _ready(self, part: Part) -> None:
+        started, child = time.monotonic(), part.child
         try:
-            embedded.wait_until(probe, timeout=timeout, what=what, child=child)
+            embedded.wait_until(part.probe, timeout=part.ready_timeout, what=child.name, child=child)
         except NotReady as exc:
-            tail = child.log_tail() if child else ""
-            detail = f"\n[stack] last lines of {child.log_path}:\n{tail}" if child and tail else ""
+            tail = child.log_tail()
+            detail = f"\n[stack] last lines of {child.log_path}:\n{tail}" if tail else ""
             raise NotReady(f"{exc}{detail}") from None
-        say(f"{what} ready in {time.monotonic() - started:.1f}s")
+        say(f"{child.name} ready in {time.monotonic() - started:.1f}s")
 
     def manage(self, *args: str, timeout: float = 600) -> str:
         result = subprocess.run(
@@ -158,31 +175,30 @@ class Supervisor:
         env = self.child_env()
         if not self.external_db:
             say(f"starting embedded PostgreSQL + pgvector (data in {self.local.pg_data_dir})")
-            pg = self._spawn(
-                embedded.postgres_child(
-                    data_dir=self.local.pg_data_dir,
-                    socket_dir=self.local.pg_socket_dir,
-                    log_path=log / "postgres.log",
-                    env=env,
-                )
+            data_dir, socket_dir = self.local.pg_data_dir, self.local.pg_socket_dir
+            pg = embedded.postgres_child(
+                data_dir=data_dir, socket_dir=socket_dir, log_path=log / "postgres.log", env=env
             )
             self._ready(
-                "postgres",
-                lambda: embedded.postgres_ready(self.local.pg_socket_dir, self.local.pg_database),
-                60,
-                pg,
+                self._spawn(
+                    pg,
+                    lambda: embedded.postgres_ready(socket_dir, self.local.pg_database),
+                    60,
+                    # Migrations and the demo load are not run again: the data survived.
+                    lambda dead: postgres_clear_leftovers(
+                        data_dir=data_dir, socket_dir=socket_dir, dead_pid=dead.pid
+                    ),
+                )
             )
         if not self.external_redis:
             say(f"starting embedded Valkey on 127.0.0.1:{self.local.redis_port}")
-            vk = self._spawn(
-                embedded.valkey_child(
-                    port=self.local.redis_port,
-                    data_dir=self.local.redis_data_dir,
-                    log_path=log / "valkey.log",
-                    env=env,
-                )
+            vk = embedded.valkey_child(
+                port=self.local.redis_port,
+                data_dir=self.local.redis_data_dir,
+                log_path=log / "valkey.log",
+                env=env,
             )
-            self._ready("valkey", lambda: embedded.redis_ready(self.local.redis_url), 20, vk)
+            self._ready(self._spawn(vk, lambda: embedded.redis_ready(self.local.redis_url), 20))
         llm = llm_tools = None
         if not self.external_llm:
             prefer = self.env.optional("HELPDESK_LLM_SERVER")
@@ -199,7 +215,9 @@ class Supervisor:
                     env=env,
                     cwd=BASE_DIR,
                     server=answers,
-                )
+                ),
+                lambda: embedded.llm_ready(self.local.llm_base_url),
+                180,
             )
             tools = embedded.llm_server_for(tools=True, prefer=prefer)
             say(
@@ -216,7 +234,9 @@ class Supervisor:
                     chat_format="chatml-function-calling",
                     name="llm-tools",
                     server=tools,
-                )
+                ),
+                lambda: embedded.llm_ready(self.local.llm_tools_base_url),
+                180,
             )
         say("applying migrations")
         self.manage("migrate", "--noinput")
@@ -237,31 +257,10 @@ class Supervisor:
             ("celery", "celery", "helpdesk"),
             ("celery-tools", "tools,handoff", "tools"),
         ):
-            self._spawn(
-                Child(
-                    name,
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "helpdesk",
-                        "worker",
-                        "--loglevel",
-                        "INFO",
-                        "--queues",
-                        queue,
-                        "--concurrency",
-                        "2",
-                        "--hostname",
-                        f"{hostname}@%h",
-                    ],
-                    log_path=log / f"{name}.log",
-                    env=env,
-                    cwd=BASE_DIR,
-                    stop_timeout=30,
-                )
-            )
+            argv = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--loglevel", "INFO"]
+            argv += ["--queues", queue, "--concurrency", "2", "--hostname", f"{hostname}@%h"]
+            worker = Child(name, argv, log_path=log / f"{name}.log", env=env, cwd=BASE_DIR, stop_timeout=30)
+            self._spawn(worker, log_says(worker, " ready."), 120)
         say(f"starting Daphne on {self.web_url}")
         web = self._spawn(
             Child(
@@ -271,14 +270,14 @@ class Supervisor:
                 env=env,
                 cwd=BASE_DIR,
                 stop_timeout=15,
-            )
+            ),
+            lambda: embedded.http_ready(f"{self.web_url}/accounts/login/"),
+            60,
         )
-        if llm is not None:
-            self._ready("llm", lambda: embedded.llm_ready(self.local.llm_base_url), 180, llm)
-        if llm_tools is not None:
-            tools_url = self.local.llm_tools_base_url
-            self._ready("llm-tools", lambda: embedded.llm_ready(tools_url), 180, llm_tools)
-        self._ready("daphne", lambda: embedded.http_ready(f"{self.web_url}/accounts/login/"), 60, web)
+        for model_server in (llm, llm_tools):
+            if model_server is not None:
+                self._ready(model_server)
+        self._ready(web)
         self.wait_healthy(timeout=180)
         self.print_welcome(demo)
 
@@ -338,9 +337,8 @@ class Supervisor:
                 )
 
     def watch(self) -> None:
-        while True:
-            self.check_children()
-            time.sleep(0.5)
+        """From the welcome text on, a part that exits is restarted (restart.py); a crash loop raises."""
+        Watcher(self.parts, say=say, on_started=self._record).run()
 
     def stop(self) -> None:
         self.stopping = True
