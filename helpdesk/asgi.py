@@ -16,7 +16,11 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from apps.core.clientip import ClientAddressMiddleware  # noqa: E402
 from apps.guardrails.pii import pii_warm_up  # noqa: E402
 from apps.llm.embeddings import warm_up as warm_up_embeddings  # noqa: E402
+from helpdesk import daphne_close_codes  # noqa: E402
 from helpdesk.routing import websocket_urlpatterns  # noqa: E402
+
+# Daphne delivers 1008/1009/1011/1013 to the client and refuses huge frames unread (see the module).
+daphne_close_codes.install()
 
 # Web processes embed and redact every customer message: load both models now, in the background.
 warm_up_embeddings()

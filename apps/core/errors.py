@@ -88,13 +88,17 @@ class Interrupted(HelpdeskError):
 
 @dataclass(frozen=True)
 class WebsocketClose:
-    """Close codes of CONTRACTS.md §1."""
+    """Close codes of CONTRACTS.md §1. Daphne delivers the RFC 6455 ones only because of
+    helpdesk/daphne_close_codes.py (autobahn alone lets an application send 1000 and 3000-4999)."""
 
     POLICY = 1008
     TOO_BIG = 1009
     SERVER_ERROR = 1011
-    # Too many connections from one address, or frames past the budget: reconnect later. A 4xxx code
-    # because Daphne (autobahn) sends only 1000 and 3000-4999 from an application; 1013 became 1011.
+    # The service cannot serve this socket just now (the database is down): reconnect in a few seconds.
+    TRY_AGAIN_LATER = 1013
+    # Too many connections from one address, or frames past the budget: reconnect, but not before the
+    # window has passed. Kept apart from 1013 (which retries within seconds) because the widget waits at
+    # least 30 s on this code; 4429 predates 1013 reaching clients, and widgets in the field expect it.
     RATE_LIMITED = 4429
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403

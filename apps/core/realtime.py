@@ -16,9 +16,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from apps.core.errors import BadRequest, HelpdeskError, MessageTooLong, WebsocketClose, error_frame
 
+# The largest inbound frame a consumer reads. Daphne's protocol refuses far larger ones before they are
+# buffered (helpdesk/daphne_close_codes.py), with the same error frame and close code as below.
 MAX_FRAME_BYTES = 64 * 1024
 
 logger = logging.getLogger(__name__)
+
+
+def frame_too_big() -> MessageTooLong:
+    """The error a frame past MAX_FRAME_BYTES gets before the socket closes with 1009."""
+    return MessageTooLong(f"Frames are limited to {MAX_FRAME_BYTES // 1024} KiB.")
 
 
 # How long one socket trusts its last access check before a push makes it read the membership again. Every
@@ -63,16 +70,23 @@ class BaseConsumer(AsyncJsonWebsocketConsumer):
 
     # A pydantic adapter for the consumer's frames, usually a union discriminated on `type`.
     frame_adapter: TypeAdapter[Any]
+    # Closed for a frame it could not read: frames already on their way are not read either.
+    closing = False
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
     ) -> None:
+        if self.closing:
+            return
+        # Binary frames and frames past the limit get an error frame, then the socket closes: a client that
+        # sends them does not speak this protocol. A malformed or unknown text frame gets the error frame
+        # alone (CONTRACTS §3).
         if text_data is None:
-            await self.close(code=WebsocketClose.POLICY)  # binary frames are not part of the protocol
+            error = BadRequest("Frames must be text: JSON objects.")
+            await self.close_with_error(error, code=WebsocketClose.POLICY)
             return
         if len(text_data.encode("utf-8", errors="surrogatepass")) > MAX_FRAME_BYTES:
-            await self.send_error(MessageTooLong(f"Frames are limited to {MAX_FRAME_BYTES // 1024} KiB."))
-            await self.close(code=WebsocketClose.TOO_BIG)
+            await self.close_with_error(frame_too_big(), code=WebsocketClose.TOO_BIG)
             return
         if not await self.admit():
             return
@@ -94,6 +108,11 @@ class BaseConsumer(AsyncJsonWebsocketConsumer):
             await self.handle(frame)
         except HelpdeskError as exc:
             await self.send_error(exc, client_msg_id=client_msg_id)
+
+    async def close_with_error(self, error: HelpdeskError, *, code: int) -> None:
+        self.closing = True
+        await self.send_error(error)
+        await self.close(code=code)
 
     async def admit(self) -> bool:
         """Whether to read the next frame at all (a subclass's frame budget); False drops it unread."""

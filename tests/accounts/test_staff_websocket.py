@@ -304,6 +304,7 @@ def test_binary_frame_is_closed_with_1008(tenant_a) -> None:
     async def scenario() -> None:
         communicator, _ = await _open("/ws/staff/tenant-a/", headers)
         await communicator.send_to(bytes_data=b'{"type": "ping"}')
+        assert (await communicator.receive_json_from(timeout=TIMEOUT))["code"] == "bad_request"
         assert await communicator.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1008}
         await communicator.disconnect(timeout=DISCONNECT_TIMEOUT)
 
@@ -318,6 +319,7 @@ def test_a_closed_socket_does_not_affect_another_members_socket(tenant_a) -> Non
         agent, _ = await _open("/ws/staff/tenant-a/", agent_headers)
         admin, _ = await _open("/ws/staff/tenant-a/", admin_headers)
         await agent.send_to(bytes_data=b"\x00\x01")
+        assert (await agent.receive_json_from(timeout=TIMEOUT))["code"] == "bad_request"
         assert await agent.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1008}
         await _ping(admin, "unaffected")
         await agent.disconnect(timeout=DISCONNECT_TIMEOUT)

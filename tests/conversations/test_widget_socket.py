@@ -260,6 +260,7 @@ async def test_malformed_unknown_and_oversized_frames_get_errors_and_nothing_rea
     await widget.ws.send_to(text_data=json.dumps({"type": "ping", "client_msg_id": "p"}))
     assert await widget.recv() == {"type": "pong", "client_msg_id": "p"}  # still open and serving
     await widget.ws.send_to(bytes_data=b"\x00\x01")
+    assert (await widget.recv())["code"] == "bad_request"
     assert await widget.ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1008}
     big, _ = await widget_connect(kb_tenant, token=session.token)
     await big.ws.send_to(text_data="x" * (1024 * 1024 + 1))

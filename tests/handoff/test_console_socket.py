@@ -639,5 +639,6 @@ async def test_a_binary_frame_closes_the_console_with_1008(desk_a):
 
     await console.ws.send_to(bytes_data=b'{"type": "ping"}')
 
+    assert (await console.recv())["code"] == "bad_request"
     assert await console.ws.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1008}
     await console.close()
