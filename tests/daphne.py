@@ -14,6 +14,9 @@ from helpdesk.stack import embedded
 from tests.harness import harness_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
+# As the local and production settings run Daphne: database calls on their own threads, connections pooled
+# (the test settings keep both off for the test process itself).
+DAPHNE_DATABASE_ENV = {"DB_ASYNC_THREADS": "8", "DATABASE_POOL_MAX": "20"}
 
 
 @contextmanager
@@ -23,6 +26,7 @@ def daphne_serving(*, database: str, **environ: str) -> Iterator[str]:
     # Tests that drive Playwright set this in their own process; Daphne's async code must stay checked.
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(DJANGO_SETTINGS_MODULE="helpdesk.settings.test", DATABASE_URL=harness_database_url(database))
+    env.update(DAPHNE_DATABASE_ENV)
     env.update(environ)
     log = Path(tempfile.mkstemp(prefix="daphne-", suffix=".log")[1])
     with log.open("wb") as out:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from channels.db import database_sync_to_async
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from apps.accounts import selectors
+from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, WebsocketClose
 from apps.core.realtime import StaffStream, StaffStreamConsumer
 
@@ -32,7 +32,7 @@ class StaffConsumer(StaffStreamConsumer):
             return
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
         try:
-            self.tenant, roles = await database_sync_to_async(selectors.access_tenant)(actor=user, slug=slug)
+            self.tenant, roles = await db_async(selectors.access_tenant)(actor=user, slug=slug)
         except HelpdeskError:
             await self.reject(WebsocketClose.FORBIDDEN)
             return
@@ -50,9 +50,7 @@ class StaffConsumer(StaffStreamConsumer):
 
     async def streams_allowed(self) -> frozenset[StaffStream] | None:
         try:
-            _, roles = await database_sync_to_async(selectors.access_tenant)(
-                actor=self.user, slug=self.tenant.slug
-            )
+            _, roles = await db_async(selectors.access_tenant)(actor=self.user, slug=self.tenant.slug)
         except HelpdeskError:
             return None
         return selectors.staff_streams(roles=roles)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 
 from apps.accounts.models import Tenant
 from apps.accounts.selectors import tenant_fresh
@@ -30,6 +29,7 @@ from apps.conversations.ownership import assistant_may_speak, conversation_hando
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.stream import ReplyStream
 from apps.conversations.triggers import after_answer_trigger
+from apps.core.dbasync import db_async
 from apps.core.errors import Conflict
 from apps.core.redis import astate_redis, state_key
 from apps.guardrails.pii import pii_redact
@@ -116,9 +116,9 @@ async def assistant_turn_run(
 ) -> TurnResult:
     run = run or Run()
     started = time.monotonic()
-    tenant = await database_sync_to_async(tenant_fresh)(tenant=tenant)
+    tenant = await db_async(tenant_fresh)(tenant=tenant)
     try:
-        message = await database_sync_to_async(services.reply_start)(
+        message = await db_async(services.reply_start)(
             conversation_id=conversation_id, turn=turn, retry_of=retry_of
         )
     except Conflict:
@@ -157,7 +157,7 @@ async def _finish(answer: Answer, outcome: ReplyOutcome) -> Message:
     if outcome.text and not outcome.text_redacted:
         redacted = await sync_to_async(pii_redact, thread_sensitive=False)(outcome.text)
         outcome = _with(outcome, text_redacted=str(redacted))
-    final = await database_sync_to_async(services.reply_finish)(message=answer.message, outcome=outcome)
+    final = await db_async(services.reply_finish)(message=answer.message, outcome=outcome)
     await answer.stream.close()
     await sync_to_async(answer.record_metrics, thread_sensitive=False)(final)
     logger.info(
@@ -179,12 +179,12 @@ def _with(outcome: ReplyOutcome, **changes: Any) -> ReplyOutcome:
 
 async def _handoff_if_needed(answer: Answer, final: Message) -> None:
     """Hands the conversation to a person when this turn calls for it (docs/architecture/handoff.md)."""
-    trigger = answer.handoff or await database_sync_to_async(after_answer_trigger)(
+    trigger = answer.handoff or await db_async(after_answer_trigger)(
         message=final, tools=answer.tools.runs if answer.tools else []
     )
     if trigger is None:
         return
-    await database_sync_to_async(conversation_handoff)(
+    await db_async(conversation_handoff)(
         conversation_id=final.conversation_id, tenant_id=final.tenant_id, trigger=trigger
     )
 
@@ -212,7 +212,7 @@ async def _watch_turn(
         if (
             holder is not None
             and holder not in (b"assistant", "assistant")
-            and not await database_sync_to_async(assistant_may_speak)(conversation_id=conversation_id)
+            and not await db_async(assistant_may_speak)(conversation_id=conversation_id)
         ):
             run.handed_over = True
             task.cancel()

@@ -8,7 +8,6 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -28,7 +27,9 @@ from apps.conversations.widget import (
     widget_tenant_for_origin,
 )
 from apps.core.clientip import client_ip_from_scope
+from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, RateLimited, Unauthorized, WebsocketClose
+from apps.core.outage import DATABASE_DOWN, database_down
 from apps.core.ratelimit import rate_limit_check, slot_release, slot_take
 from apps.core.realtime import BaseConsumer
 
@@ -135,7 +136,11 @@ class WidgetConsumer(BaseConsumer):
         origin = headers.get(b"origin", b"").decode("latin-1")
         query = self.scope.get("query_string", b"").decode("latin-1")
         key = dict(part.split("=", 1) for part in query.split("&") if "=" in part).get("key", "")
-        tenant = await database_sync_to_async(widget_tenant_for_origin)(widget_key=key, origin=origin)
+        try:
+            tenant = await db_async(widget_tenant_for_origin)(widget_key=key, origin=origin)
+        except DATABASE_DOWN:
+            await self._try_later(accepted=False)
+            return
         if tenant is None:
             await self.reject(WebsocketClose.FORBIDDEN)
             return
@@ -196,7 +201,7 @@ class WidgetConsumer(BaseConsumer):
         if isinstance(frame, MessageFrame):
             await self._message(frame)
         elif isinstance(frame, RetryFrame):
-            turn = await database_sync_to_async(selectors.retry_turn)(
+            turn = await db_async(selectors.retry_turn)(
                 tenant=self.tenant, claims=self.claims, message_id=frame.message_id
             )
             await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
@@ -208,24 +213,22 @@ class WidgetConsumer(BaseConsumer):
                 retry_of=frame.message_id,
             )
         elif isinstance(frame, HandoffFrame):
-            event = await database_sync_to_async(services.handoff_request)(
+            event = await db_async(services.handoff_request)(
                 tenant=self.tenant, claims=self.claims, reason=frame.reason
             )
             await self._ack(frame.client_msg_id, event)
         elif isinstance(frame, HandoffCancelFrame):
-            event = await database_sync_to_async(services.handoff_cancel)(
-                tenant=self.tenant, claims=self.claims
-            )
+            event = await db_async(services.handoff_cancel)(tenant=self.tenant, claims=self.claims)
             await self._ack(frame.client_msg_id, event)
         elif isinstance(frame, HandoffEmailFrame):
-            event = await database_sync_to_async(services.contact_email_leave)(
+            event = await db_async(services.contact_email_leave)(
                 tenant=self.tenant, claims=self.claims, email=frame.email
             )
             await self._ack(frame.client_msg_id, event)
         elif isinstance(frame, CsatFrame):
             await self._rate(frame)
         elif isinstance(frame, ToolDecideFrame):
-            await database_sync_to_async(tool_run_decide_by_customer)(
+            await db_async(tool_run_decide_by_customer)(
                 tenant=self.tenant, claims=self.claims, run_id=frame.run_id, approve=frame.approve
             )
             await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
@@ -236,11 +239,11 @@ class WidgetConsumer(BaseConsumer):
         """Whether a rating is possible is checked before the comment is redacted, and the redaction runs
         off the thread every database call shares: a flood of ratings costs a query each, not Presidio."""
         assert self.claims is not None
-        await database_sync_to_async(services.rating_check)(tenant=self.tenant, claims=self.claims)
+        await db_async(services.rating_check)(tenant=self.tenant, claims=self.claims)
         redacted = await sync_to_async(services.rating_comment_redact, thread_sensitive=False)(
             comment=frame.comment
         )
-        await database_sync_to_async(services.rating_record)(
+        await db_async(services.rating_record)(
             tenant=self.tenant, claims=self.claims, score=frame.score, redacted_comment=redacted
         )
         await self._ack(frame.client_msg_id, None)
@@ -252,7 +255,7 @@ class WidgetConsumer(BaseConsumer):
         assert self.claims is not None
         if time.monotonic() - self.session_checked_at < settings.WIDGET_SESSION_RECHECK_SECONDS:
             return True
-        still = await database_sync_to_async(session_still_open)(tenant=self.tenant, claims=self.claims)
+        still = await db_async(session_still_open)(tenant=self.tenant, claims=self.claims)
         if not still:
             await self._close_session(WebsocketClose.UNAUTHENTICATED)
             return False
@@ -281,9 +284,22 @@ class WidgetConsumer(BaseConsumer):
                 Unauthorized("This socket already said hello."), client_msg_id=frame.client_msg_id
             )
             return
-        claims = await database_sync_to_async(services.widget_socket_resume)(
-            tenant=self.tenant, token=frame.token
-        )
+        try:
+            await self._resume(frame)
+        except DATABASE_DOWN:
+            await self._try_later(accepted=True)
+
+    async def _try_later(self, *, accepted: bool) -> None:
+        """The database is down (restarting): an error frame, then 1013, and the widget reconnects with
+        backoff. Nothing was stored for this socket, so nothing is lost."""
+        logger.warning("widget socket closed with 1013: the database is unavailable")
+        if not accepted:
+            await self.accept()
+        await self.send_error(database_down())
+        await self._close_session(WebsocketClose.TRY_AGAIN_LATER)
+
+    async def _resume(self, frame: HelloFrame) -> None:
+        claims = await db_async(services.widget_socket_resume)(tenant=self.tenant, token=frame.token)
         if claims is None:
             await self.close(code=WebsocketClose.UNAUTHENTICATED)
             return
@@ -312,7 +328,7 @@ class WidgetConsumer(BaseConsumer):
         assert self.claims is not None
         events: list[dict[str, Any]] = []
         while True:
-            page = await database_sync_to_async(selectors.events_rendered)(
+            page = await db_async(selectors.events_rendered)(
                 tenant=self.tenant, conversation_id=self.claims.conversation_id, after=seq
             )
             events.extend(page)
@@ -332,7 +348,7 @@ class WidgetConsumer(BaseConsumer):
         await rate_limit_check(rate_limits_for_message(tenant=self.tenant, claims=self.claims, ip=self.ip))
         # Validation and Presidio off the thread every database call shares: other conversations keep moving.
         prepared = await sync_to_async(services.message_prepare, thread_sensitive=False)(text=frame.text)
-        receipt = await database_sync_to_async(services.message_receive)(
+        receipt = await db_async(services.message_receive)(
             tenant=self.tenant, claims=self.claims, client_msg_id=frame.client_msg_id, prepared=prepared
         )
         await self.send_json(

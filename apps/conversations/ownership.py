@@ -28,9 +28,12 @@ from django.db import transaction
 from apps.accounts.models import User
 from apps.conversations import hooks
 from apps.conversations.events import event_append
+from apps.conversations.locks import conversation_lock as conversation_lock  # callers reach it from here too
+from apps.conversations.locks import streaming_messages_lock
 from apps.conversations.models import Conversation, ConversationEvent, HandoffReason, Message
 from apps.conversations.selectors import agent_display_name
-from apps.core.errors import BadRequest, Conflict, NotFound
+from apps.conversations.snapshots import snapshot_discard_on_commit
+from apps.core.errors import BadRequest, Conflict
 from apps.core.redis import state_key, state_redis
 
 logger = logging.getLogger(__name__)
@@ -86,17 +89,6 @@ class Transition:
 
 def owner_key(tenant_id: object, conversation_id: object) -> str:
     return state_key("owner", tenant_id, conversation_id)
-
-
-def conversation_lock(*, conversation_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Conversation:
-    """The conversation, locked for a transition (the caller holds a transaction)."""
-    rows = Conversation.objects.select_for_update().filter(id=conversation_id)
-    if tenant_id is not None:
-        rows = rows.filter(tenant_id=tenant_id)
-    conversation = rows.first()
-    if conversation is None:
-        raise NotFound("There is no such conversation.")
-    return conversation
 
 
 def transition_locked(
@@ -209,9 +201,7 @@ def assistant_may_speak(*, conversation_id: uuid.UUID) -> bool:
 
 def _interrupt_replies(conversation: Conversation) -> list[uuid.UUID]:
     """Marks the replies being written `interrupted`, keeping their text, with the event the widget shows."""
-    streaming = list(
-        Message.objects.select_for_update().filter(conversation=conversation, status=Message.Status.STREAMING)
-    )
+    streaming = streaming_messages_lock(conversation=conversation)
     for message in streaming:
         message.text = _text_shown(message)
         message.status = Message.Status.INTERRUPTED
@@ -224,6 +214,9 @@ def _interrupt_replies(conversation: Conversation) -> list[uuid.UUID]:
             "assistant.interrupted",
             message=message,
             data={"code": "interrupted", "retryable": False, "by": "handoff"},
+        )
+        snapshot_discard_on_commit(
+            tenant_id=message.tenant_id, conversation_id=message.conversation_id, message_id=message.id
         )
     return [m.id for m in streaming]
 

@@ -25,6 +25,11 @@ from apps.audit import metrics
 from apps.conversations import hooks
 from apps.conversations.events import event_append
 from apps.conversations.identity import SessionClaims, SessionRevoked, verified_claims_current
+from apps.conversations.locks import (
+    conversation_and_message_lock,
+    conversation_lock_existing,
+    conversation_lock_find,
+)
 from apps.conversations.models import (
     AssistantTrace,
     Conversation,
@@ -40,6 +45,7 @@ from apps.conversations.selectors import session_conversation, session_opens
 from apps.conversations.sessions import WidgetSession as WidgetSession
 from apps.conversations.sessions import session_resume
 from apps.conversations.sessions import widget_session_open as widget_session_open
+from apps.conversations.snapshots import snapshot_discard_on_commit
 from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound, RateLimited
 from apps.core.realtime import StaffStream, staff_publish
 from apps.core.redis import state_key, state_redis
@@ -65,9 +71,7 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bo
     matched by its reply token), whose claims are the conversation's own."""
     if from_widget and not verified_claims_current(claims):
         raise SessionRevoked()  # signed out, a rotated secret, or past its expiry
-    conversation = (
-        Conversation.objects.for_tenant(tenant).select_for_update().filter(id=claims.conversation_id).first()
-    )
+    conversation = conversation_lock_find(conversation_id=claims.conversation_id, tenant_id=tenant.id)
     if conversation is None:
         try:
             with transaction.atomic():
@@ -80,12 +84,7 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bo
                 )
         except IntegrityError:
             pass  # created concurrently by the same visitor's other tab
-        conversation = (
-            Conversation.objects.for_tenant(tenant)
-            .select_for_update()
-            .filter(id=claims.conversation_id)
-            .first()
-        )
+        conversation = conversation_lock_find(conversation_id=claims.conversation_id, tenant_id=tenant.id)
     if conversation is None:
         raise NotFound("This conversation no longer exists. Reload the page to start a new one.")
     if from_widget and not session_opens(conversation, claims):
@@ -398,7 +397,7 @@ def reply_start(
 ) -> Message | None:
     """A new streaming reply for `turn`, or None if a newer customer message has superseded the turn."""
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(id=conversation_id)
+        conversation = conversation_lock_existing(conversation_id=conversation_id)
         if conversation.turn != turn or conversation.status != Conversation.Status.ASSISTANT:
             return None  # superseded, or a person has the conversation (CONTRACTS I6)
         if retry_of is not None:
@@ -464,8 +463,9 @@ def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
     """Saves the reply's final state and its event, once. A reply whose turn was superseded meanwhile is
     saved as superseded instead: the customer has already moved on (I2: never a stale answer as final)."""
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(id=message.conversation_id)
-        current = Message.objects.select_for_update().get(id=message.id)
+        conversation, current = conversation_and_message_lock(
+            conversation_id=message.conversation_id, message_id=message.id
+        )
         if current.status != Message.Status.STREAMING:
             return current  # finished already (e.g. swept as interrupted after a stall)
         status = outcome.status
@@ -491,6 +491,9 @@ def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
         if status in (Message.Status.INTERRUPTED, Message.Status.FAILED):
             data = {"code": outcome.error_code or "interrupted", "retryable": True}
         event_append(conversation, EVENT_FOR_STATUS[Message.Status(status)], message=current, data=data)
+        snapshot_discard_on_commit(
+            tenant_id=current.tenant_id, conversation_id=current.conversation_id, message_id=current.id
+        )
     return current
 
 
@@ -538,8 +541,9 @@ def replies_sweep_stale(*, conversation_id: uuid.UUID) -> int:
     swept = 0
     for message_id in stale:
         with transaction.atomic():
-            conversation = Conversation.objects.select_for_update().get(id=conversation_id)
-            message = Message.objects.select_for_update().get(id=message_id)
+            conversation, message = conversation_and_message_lock(
+                conversation_id=conversation_id, message_id=message_id
+            )
             if message.status != Message.Status.STREAMING:
                 continue
             message.status = Message.Status.INTERRUPTED
@@ -551,6 +555,9 @@ def replies_sweep_stale(*, conversation_id: uuid.UUID) -> int:
                 "assistant.interrupted",
                 message=message,
                 data={"code": "interrupted", "retryable": True},
+            )
+            snapshot_discard_on_commit(
+                tenant_id=message.tenant_id, conversation_id=conversation_id, message_id=message.id
             )
             swept += 1
             logger.warning("assistant reply %s interrupted: its writer stopped (stale heartbeat)", message_id)

@@ -36,6 +36,7 @@ from apps.conversations.identity import (
     session_token_read,
     session_token_sign,
 )
+from apps.conversations.locks import guest_conversation_lock
 from apps.conversations.models import Conversation
 from apps.conversations.ownership import transition_locked
 from apps.conversations.selectors import session_conversation
@@ -218,16 +219,8 @@ def _guest_session_end(*, tenant: Tenant, claims: SessionClaims, why: str) -> bo
     there was none (no message yet). Staff see why in the timeline; a person the guest was waiting for is
     no longer asked for (nobody would read the answer)."""
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.for_tenant(tenant)
-            .select_for_update()
-            .filter(
-                id=claims.conversation_id,
-                visitor_id=claims.visitor_id,
-                contact__isnull=True,
-                visitor_ended_at__isnull=True,
-            )
-            .first()
+        conversation = guest_conversation_lock(
+            tenant_id=tenant.id, conversation_id=claims.conversation_id, visitor_id=claims.visitor_id
         )
         if conversation is None:
             return False

@@ -14,13 +14,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from apps.conversations.models import Message
 from apps.conversations.selectors import conversation_group
 from apps.conversations.services import reply_heartbeat
-from apps.core.redis import astate_redis, state_key
+from apps.conversations.snapshots import SNAPSHOT_DISCARD, partial_key, streaming_key
+from apps.core.dbasync import db_async
+from apps.core.redis import astate_redis
+
+__all__ = ["ReplyStream", "partial_key", "stream_snapshot", "streaming_key", "utf16_length"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +36,19 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def streaming_key(tenant_id: object, conversation_id: object) -> str:
-    return state_key("streaming", tenant_id, conversation_id)
-
-
-def partial_key(tenant_id: object, conversation_id: object, message_id: object) -> str:
-    return state_key("partial", tenant_id, conversation_id, message_id)
+def _reply_streaming(*, tenant_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID) -> bool:
+    return Message.objects.filter(
+        id=message_id, tenant_id=tenant_id, conversation_id=conversation_id, status=Message.Status.STREAMING
+    ).exists()
 
 
 async def stream_snapshot(*, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> dict[str, Any] | None:
     """The reply being written right now and its text so far, from Redis; None if none is (or Redis is
-    unreachable: the client then waits for the stored final text)."""
+    unreachable: the client then waits for the stored final text).
+
+    Redis is read first, the database last: a snapshot is only shown while its reply is still `streaming`
+    in the database (the truth), whatever keys a lost delete or a dead writer left behind. A reply that
+    finishes after this check is pushed to the reader as its final event, after the snapshot."""
     try:
         client = astate_redis()
         raw_id = await client.get(streaming_key(tenant_id, conversation_id))
@@ -53,6 +58,14 @@ async def stream_snapshot(*, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -
         text = await client.get(partial_key(tenant_id, conversation_id, message_id))
     except Exception as exc:
         logger.warning("stream snapshot unavailable: %s", exc.__class__.__name__)
+        return None
+    try:
+        reply_id = uuid.UUID(message_id)
+    except ValueError:
+        return None
+    if not await db_async(_reply_streaming)(
+        tenant_id=tenant_id, conversation_id=conversation_id, message_id=reply_id
+    ):
         return None
     return {
         "type": "assistant.snapshot",
@@ -154,7 +167,12 @@ class ReplyStream:
             self._last_push = time.monotonic()
             if self._redis_ok:
                 try:
-                    await astate_redis().append(self._partial_key, piece.encode("utf-8"))
+                    # With its expiry again, in the same round trip: if the snapshot was deleted meanwhile
+                    # (the reply was interrupted by a person), APPEND recreates the key, never without one.
+                    async with astate_redis().pipeline(transaction=False) as pipe:
+                        pipe.append(self._partial_key, piece.encode("utf-8"))
+                        pipe.expire(self._partial_key, PARTIAL_TTL_SECONDS)
+                        await pipe.execute()
                 except Exception as exc:
                     self._redis_ok = False
                     logger.warning(
@@ -172,7 +190,7 @@ class ReplyStream:
 
     async def _heartbeat(self, text: str) -> None:
         try:
-            await database_sync_to_async(reply_heartbeat)(message=self.message, partial_text=text)
+            await db_async(reply_heartbeat)(message=self.message, partial_text=text)
         except Exception as exc:
             logger.warning("heartbeat of reply %s failed: %s", self.message.id, exc.__class__.__name__)
 
@@ -192,12 +210,10 @@ class ReplyStream:
         if not self._redis_ok:
             return
         try:
-            client = astate_redis()
-            current = await client.get(self._streaming_key)
-            async with client.pipeline(transaction=False) as pipe:
-                if current is not None and current in (str(self.message.id), str(self.message.id).encode()):
-                    pipe.delete(self._streaming_key)
-                pipe.delete(self._partial_key)
-                await pipe.execute()
+            # The reply's final state deletes the snapshot on commit too (apps.conversations.snapshots);
+            # this covers a reply whose final state could not be saved.
+            await astate_redis().eval(
+                SNAPSHOT_DISCARD, 2, self._streaming_key, self._partial_key, str(self.message.id)
+            )
         except Exception as exc:
             logger.warning("reply %s snapshot not cleaned: %s", self.message.id, exc.__class__.__name__)

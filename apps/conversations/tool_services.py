@@ -15,11 +15,13 @@ from django.db import transaction
 from apps.accounts.models import Tenant
 from apps.conversations.events import event_append
 from apps.conversations.identity import SessionClaims
+from apps.conversations.locks import conversation_lock_find
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.services import _conversation_lock
 from apps.conversations.tool_selectors import tool_run_event_data
 from apps.core.errors import NotFound
 from apps.tools import services as tool_services
+from apps.tools.locks import conversation_tool_run_lock
 from apps.tools.models import RunStatus, ToolRun
 
 logger = logging.getLogger(__name__)
@@ -33,11 +35,7 @@ def tool_run_record(run: ToolRun) -> None:
     if run.conversation_ref is None:
         return
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_for_update()
-            .filter(id=run.conversation_ref, tenant_id=run.tenant_id)
-            .first()
-        )
+        conversation = conversation_lock_find(conversation_id=run.conversation_ref, tenant_id=run.tenant_id)
         if conversation is None:
             return
         event_append(conversation, "tool.run", data=tool_run_event_data(run))
@@ -71,12 +69,7 @@ def tool_run_decide_by_customer(
     verified customer it was proposed for."""
     with transaction.atomic():
         conversation = _conversation_lock(tenant=tenant, claims=claims)
-        run = (
-            ToolRun.objects.for_tenant(tenant)
-            .filter(id=run_id, conversation_ref=conversation.id)
-            .select_for_update()
-            .first()
-        )
+        run = conversation_tool_run_lock(tenant=tenant, conversation_id=conversation.id, run_id=run_id)
         external_id = conversation.contact.external_id if conversation.contact else ""
         if run is None or not external_id or run.customer != external_id:
             raise NotFound("There is no such request in this conversation.")

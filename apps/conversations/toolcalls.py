@@ -25,10 +25,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.accounts.models import Tenant
+from apps.core.dbasync import db_async
 from apps.guardrails.pii import RedactedText
 from apps.llm.tooling import ToolDecision
 from apps.tools import selectors as tool_selectors
@@ -57,9 +57,7 @@ class ToolsOutcome:
 
 
 async def tools_offered(*, tenant: Tenant, customer: str | None) -> list[ToolSpec]:
-    return await database_sync_to_async(tool_selectors.tools_available)(
-        tenant=tenant, verified=bool(customer)
-    )
+    return await db_async(tool_selectors.tools_available)(tenant=tenant, verified=bool(customer))
 
 
 async def tools_carry_out(
@@ -76,7 +74,7 @@ async def tools_carry_out(
     outcome = ToolsOutcome()
     queued: list[ToolRun] = []
     for index, call in enumerate(decision.calls):
-        run = await database_sync_to_async(tool_services.tool_call_propose)(
+        run = await db_async(tool_services.tool_call_propose)(
             tenant=tenant,
             call=tool_services.ToolCallRequest(
                 call_id=call.call_id, name=call.name, arguments=call.arguments
@@ -104,12 +102,12 @@ async def tools_carry_out(
 
 async def _await_result(run: ToolRun) -> ToolRun:
     await run_final_wait(run.id, timeout=float(settings.TOOLS_WAIT_SECONDS))
-    fresh = await database_sync_to_async(ToolRun.objects.get)(id=run.id)
+    fresh = await db_async(ToolRun.objects.get)(id=run.id)
     if fresh.is_final:
         return fresh
-    if await database_sync_to_async(tool_services.tool_run_deliver_later)(run=fresh):
-        return await database_sync_to_async(ToolRun.objects.get)(id=run.id)
-    return await database_sync_to_async(ToolRun.objects.get)(id=run.id)  # it finished just now
+    if await db_async(tool_services.tool_run_deliver_later)(run=fresh):
+        return await db_async(ToolRun.objects.get)(id=run.id)
+    return await db_async(ToolRun.objects.get)(id=run.id)  # it finished just now
 
 
 def _describe(run: ToolRun, outcome: ToolsOutcome) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from channels.db import database_sync_to_async
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from apps.accounts.models import Role
 from apps.accounts.selectors import access_tenant, staff_streams
 from apps.conversations.selectors import conversation_group
+from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, WebsocketClose
+from apps.core.outage import DATABASE_DOWN, database_down
 from apps.core.realtime import StaffStream, StaffStreamConsumer
 from apps.handoff import selectors, services
 from apps.handoff.models import Presence
@@ -76,28 +77,43 @@ class ConsoleConsumer(StaffStreamConsumer):
             return
         slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
         try:
-            self.tenant, self.roles = await database_sync_to_async(access_tenant)(
-                actor=user, slug=slug, roles=[Role.AGENT]
-            )
+            self.tenant, self.roles = await db_async(access_tenant)(actor=user, slug=slug, roles=[Role.AGENT])
         except HelpdeskError:
             await self.reject(WebsocketClose.FORBIDDEN)
+            return
+        except DATABASE_DOWN:
+            await self._try_later(accepted=False)
             return
         self.user = user
         # The console shows the queue and conversations, nothing of the knowledge stream, even to admins.
         await self.streams_join(tenant_id=self.tenant.id, streams=frozenset({StaffStream.AGENT}))
         await self.accept()
-        await database_sync_to_async(services.presence_connect)(tenant=self.tenant, user=user)
+        try:
+            await db_async(services.presence_connect)(tenant=self.tenant, user=user)
+        except DATABASE_DOWN:
+            await self._try_later(accepted=True)
+            return
         self.connected = True
         await self.send_json(
             {"type": "hello", "tenant": self.tenant.slug, "user_id": user.id, "roles": sorted(self.roles)}
         )
+
+    async def _try_later(self, *, accepted: bool) -> None:
+        """The database is down (restarting): an error frame, then 1013; the console says it is
+        reconnecting and polls meanwhile. Nothing is relayed or read on this socket any more."""
+        self.revoked = True
+        await self.streams_leave()
+        if not accepted:
+            await self.accept()
+        await self.send_error(database_down())
+        await self.close(code=WebsocketClose.TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
         await self._unwatch()
         if self.connected:
             self.connected = False
-            await database_sync_to_async(services.presence_disconnect)(tenant=self.tenant, user=self.user)
+            await db_async(services.presence_disconnect)(tenant=self.tenant, user=self.user)
 
     async def handle(self, frame: Any) -> None:
         # Still an agent of this company? Checked afresh on every frame that reads or writes (a ping comes
@@ -112,7 +128,7 @@ class ConsoleConsumer(StaffStreamConsumer):
             await self._unwatch()
             await self._send({"type": "unwatched"}, frame)
         elif isinstance(frame, ReplyFrame):
-            reply = await database_sync_to_async(services.agent_reply)(
+            reply = await db_async(services.agent_reply)(
                 tenant=self.tenant,
                 conversation_id=frame.conversation_id,
                 agent=self.user,
@@ -121,7 +137,7 @@ class ConsoleConsumer(StaffStreamConsumer):
             )
             await self._send({"type": "ack", "seq": reply.seq, "message_id": str(reply.message.id)}, frame)
         elif isinstance(frame, PresenceFrame):
-            presence = await database_sync_to_async(services.presence_set)(
+            presence = await db_async(services.presence_set)(
                 tenant=self.tenant, user=self.user, status=Presence.Status(frame.status)
             )
             await self._send({"type": "presence.set", "status": presence.status}, frame)
@@ -134,7 +150,7 @@ class ConsoleConsumer(StaffStreamConsumer):
     async def streams_allowed(self) -> frozenset[StaffStream] | None:
         try:
             # Roles are read again too: losing pii_viewer shows redacted words from the next push on.
-            _, self.roles = await database_sync_to_async(access_tenant)(
+            _, self.roles = await db_async(access_tenant)(
                 actor=self.user, slug=self.tenant.slug, roles=[Role.AGENT]
             )
         except HelpdeskError:
@@ -146,11 +162,11 @@ class ConsoleConsumer(StaffStreamConsumer):
         await super().revoke()
 
     async def _ping(self, frame: PingFrame) -> None:
-        await database_sync_to_async(services.presence_seen)(tenant=self.tenant, user=self.user)
+        await db_async(services.presence_seen)(tenant=self.tenant, user=self.user)
         await self._send({"type": "pong"}, frame)
 
     async def _watch(self, frame: WatchFrame) -> None:
-        conversation = await database_sync_to_async(selectors.access_staff_conversation)(
+        conversation = await db_async(selectors.access_staff_conversation)(
             tenant=self.tenant, conversation_id=frame.conversation_id
         )
         await self._unwatch()
@@ -158,9 +174,7 @@ class ConsoleConsumer(StaffStreamConsumer):
         self.watched_group = conversation_group(self.tenant.id, conversation.id)
         # Join, then read the position: anything committed later arrives as a push and is read by seq.
         await self.channel_layer.group_add(self.watched_group, self.channel_name)
-        self.watched_seq = await database_sync_to_async(selectors.conversation_last_seq)(
-            conversation_id=conversation.id
-        )
+        self.watched_seq = await db_async(selectors.conversation_last_seq)(conversation_id=conversation.id)
         await self._send(
             {"type": "watching", "conversation_id": str(conversation.id), "last_seq": self.watched_seq}, frame
         )
@@ -178,10 +192,10 @@ class ConsoleConsumer(StaffStreamConsumer):
         if not await self.authorised():
             return
         conversation_id = self.watched
-        conversation = await database_sync_to_async(selectors.access_staff_conversation)(
+        conversation = await db_async(selectors.access_staff_conversation)(
             tenant=self.tenant, conversation_id=conversation_id
         )
-        items = await database_sync_to_async(selectors.staff_timeline)(
+        items = await db_async(selectors.staff_timeline)(
             conversation=conversation, roles=self.roles, after=self.watched_seq
         )
         if self.watched != conversation_id or not items:

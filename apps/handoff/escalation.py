@@ -17,6 +17,7 @@ from apps.accounts.models import Membership, Role, Tenant
 from apps.core.errors import NotFound
 from apps.core.realtime import StaffStream, staff_publish
 from apps.handoff.availability import next_opening, open_at, settings_for
+from apps.handoff.locks import handoff_lock
 from apps.handoff.models import (
     Handoff,
 )
@@ -54,9 +55,7 @@ def handoff_escalate(*, handoff_id: uuid.UUID | str) -> Handoff | None:
     """Escalates a handoff nobody has claimed in the company's time: priority up, agents and admins told.
     Returns the handoff if it is still waiting (for the next check), else None."""
     with transaction.atomic():
-        handoff = (
-            Handoff.objects.select_for_update().filter(id=_uuid(handoff_id)).select_related("tenant").first()
-        )
+        handoff = handoff_lock(handoff_id=_uuid(handoff_id))
         if handoff is None or handoff.status != Handoff.Status.WAITING:
             return None
         if handoff.escalation_level >= MAX_ESCALATIONS:

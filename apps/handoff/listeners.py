@@ -12,7 +12,6 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import Tenant
 from apps.audit import metrics
 from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason
@@ -21,6 +20,7 @@ from apps.conversations.services import email_masked
 from apps.core.realtime import StaffStream, staff_publish
 from apps.handoff.availability import availability_now
 from apps.handoff.escalation import escalation_delay
+from apps.handoff.locks import handoff_open_lock, tenant_ticket_number_lock
 from apps.handoff.models import Handoff, HandoffRule, Ticket
 from apps.handoff.selectors import handoff_summary, queue_position
 
@@ -38,9 +38,7 @@ _CLOSING = {
 
 def on_transition(change: Transition) -> None:
     conversation = change.conversation
-    handoff = (
-        Handoff.objects.select_for_update().filter(conversation=conversation, status__in=Handoff.OPEN).first()
-    )
+    handoff = handoff_open_lock(conversation=conversation)
     now = timezone.now()
     if change.after in (Status.WAITING, Status.HUMAN) and handoff is None:
         handoff = _open(change)
@@ -176,7 +174,7 @@ def ticket_open(*, conversation: Conversation, handoff: Handoff | None, email: s
             ticket.save(update_fields=["email", "status", "updated_at"])
         return ticket
     # Numbers are per company: take the company's row lock so two tickets never share one.
-    Tenant.objects.select_for_update().filter(id=conversation.tenant_id).first()
+    tenant_ticket_number_lock(tenant_id=conversation.tenant_id)
     last = (
         Ticket.objects.filter(tenant_id=conversation.tenant_id)
         .order_by("-number")

@@ -29,6 +29,7 @@ from apps.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import pii_redact
 from apps.handoff.availability import DAYS, agent_loads, settings_for
+from apps.handoff.locks import presence_lock
 from apps.handoff.models import (
     CannedResponse,
     Handoff,
@@ -67,7 +68,7 @@ def _capacity_check(tenant: Tenant, agent: User) -> None:
     agent at once are counted one after the other and cannot both pass the limit."""
     if not _is_agent(tenant, agent):
         raise Forbidden("Only the company's agents can hold its conversations.")
-    Presence.objects.select_for_update().get_or_create(tenant=tenant, user=agent)
+    presence_lock(tenant=tenant, agent=agent)
     load = next((load for load in agent_loads(tenant=tenant) if load.user_id == agent.id), None)
     if load is not None and load.holding >= load.capacity:
         raise Conflict(

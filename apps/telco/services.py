@@ -33,7 +33,9 @@ _REFERENCE_ATTEMPTS = 5
 
 
 def _account_lock(*, company: uuid.UUID, external_id: str) -> Account:
-    """The customer's account, locked until the transaction ends: one change at a time per customer."""
+    """The customer's account, locked until the transaction ends: one change at a time per customer. The
+    business system's own lock, outside the desk's lock order (docs/architecture/locking.md): the tool
+    adapters call it from a worker that holds no lock of the desk."""
     # No select_related: after waiting for the lock, PostgreSQL re-checks only the locked row, so a join on
     # the plan it has just changed would drop the account from the result.
     account = Account.objects.for_company(company).select_for_update().filter(external_id=external_id).first()

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 
 from apps.accounts.models import Tenant
+from apps.core.dbasync import db_async
 from apps.guardrails.input_checks import neutralize_untrusted
 from apps.guardrails.pii import RedactedText
 from apps.llm.embeddings import embedder
@@ -389,10 +389,10 @@ async def tools_choose(
     tool whose required argument the customer has yet to give."""
     if not specs:
         return ToolDecision()
-    extra = await database_sync_to_async(tool_examples)(tenant=tenant)
+    extra = await db_async(tool_examples)(tenant=tenant)
 
     async def known_values(spec: ToolSpec) -> Mapping[str, Sequence[KnownValue]]:
-        return await database_sync_to_async(_known_values)(tenant=tenant, spec=spec, customer=customer)
+        return await db_async(_known_values)(tenant=tenant, spec=spec, customer=customer)
 
     choice = await tools_choose_explained(
         question=question,

@@ -19,6 +19,7 @@ from apps.tools.breaker import AdapterBreaker
 from apps.tools.connections import adapter_for
 from apps.tools.errors import AdapterError, TransientAdapterError
 from apps.tools.hooks import run_changed
+from apps.tools.locks import tool_run_lock
 from apps.tools.models import RunStatus, ToolRun
 from apps.tools.registry import ToolContext, tool_spec
 from apps.tools.services import FAILURES, GENERIC_FAILURE, run_count, run_enqueue, run_limits
@@ -99,7 +100,7 @@ def tool_run_execute(*, run_id: str) -> ToolRun:
 def _claim(run_id: str) -> ToolRun:
     now = timezone.now()
     with transaction.atomic():
-        run = ToolRun.objects.select_for_update().select_related("tenant").get(id=run_id)
+        run = tool_run_lock(run_id=run_id)
         if run.status == RunStatus.RUNNING and run.lease_until and run.lease_until > now:
             remaining = (run.lease_until - now).total_seconds()
             raise RetryLater(remaining + 0.5, "another worker holds the run")

@@ -100,6 +100,31 @@ DATABASE_URL = env.optional("DATABASE_URL")
 DATABASES = {"default": parse_database_url(DATABASE_URL or LOCAL.database_url)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Websocket consumers and the answer pipeline make their database calls on this many threads per process
+# (apps/core/dbasync.py); 0 runs them all on asgiref's one thread-sensitive thread, where concurrent turns
+# queue behind each other.
+DB_ASYNC_THREADS = env.int("DB_ASYNC_THREADS", 8)
+# Connections per process kept in a psycopg pool, so a database call borrows one instead of opening one
+# (CONN_MAX_AGE must stay 0); 0 opens one per call. It bounds the process's connections: past it, a call
+# waits up to `timeout` seconds, then fails as a database error. The pool also waits that long while
+# PostgreSQL is down, so it stays well below Daphne's 5 s websocket handshake window (a staff socket's
+# handshake makes up to three database calls) and the socket is still told `temporarily_unavailable`.
+# With CONN_HEALTH_CHECKS (above) Django gives the pool `check=ConnectionPool.check_connection`:
+# connections a PostgreSQL restart broke are dropped before they are lent.
+DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", 20)
+
+
+def database_options(options: object, *, pool_max: int) -> dict[str, object]:
+    """The connection `options` with the pool of at most `pool_max` connections, or without a pool."""
+    out = {k: v for k, v in dict(options or {}).items() if k != "pool"}  # type: ignore[call-overload]
+    if pool_max > 0:
+        out["pool"] = {"min_size": 2, "max_size": pool_max, "timeout": 1}
+    return out
+
+
+DATABASES["default"]["OPTIONS"] = database_options(
+    DATABASES["default"].get("OPTIONS"), pool_max=DATABASE_POOL_MAX
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Each user of Redis appends its own database index, so any index in the configured URL is dropped.
@@ -108,11 +133,24 @@ REDIS_URL = redis_server_url(env.optional("REDIS_URL") or LOCAL.redis_url)
 # The channel layer, Celery's broker and its results use separate database indexes of one server.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis with a bounded pool per event loop (apps/core/channel_layer.py): its default pool
+        # keeps one connection for every command that ever ran at the same time.
+        "BACKEND": "apps.core.channel_layer.BoundedRedisChannelLayer",
         "CONFIG": {
             # The layer polls with a 5 s blocking read: the socket timeout must stay well above it, or an
-            # idle websocket dies with a TimeoutError (redis-py's default is 5 s).
-            "hosts": [{"address": f"{REDIS_URL}/0", "socket_timeout": 30, "socket_connect_timeout": 5}],
+            # idle websocket dies with a TimeoutError (redis-py's default is 5 s). At most
+            # `max_connections` per event loop, one of them the poll's; a command waits up to `timeout`
+            # seconds for a free one. Named in CLIENT LIST.
+            "hosts": [
+                {
+                    "address": f"{REDIS_URL}/0",
+                    "socket_timeout": 30,
+                    "socket_connect_timeout": 5,
+                    "max_connections": 8,
+                    "timeout": 5,
+                    "client_name": "helpdesk:ws",
+                }
+            ],
             "prefix": "helpdesk:ws",
             "capacity": 1000,
             "expiry": 30,

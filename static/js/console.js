@@ -1581,6 +1581,8 @@
         break;
       case "error":
         if (frame.client_msg_id && pendingReplies[frame.client_msg_id]) replyFailed(frame.client_msg_id, frame);
+        // The socket's own answer while the desk restarts (close 1013 follows): reconnecting, not an error.
+        else if (frame.code === "temporarily_unavailable" && !frame.client_msg_id) setConn("reconnecting", "Reconnecting…");
         else showError(frame);
         break;
       case "queue.changed":

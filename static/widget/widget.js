@@ -35,6 +35,11 @@
   var PING_MS = 20000;
   var SILENCE_MS = 50000; // no frame at all for this long: the socket is probably half-open
   var RESYNC_MIN_MS = 3000; // at most one reconnect-to-resync per this interval
+  // A reply still streaming that has sent nothing for this long has probably lost its writer (the desk's
+  // process restarted, or its final event was pushed while Redis was away): the widget reconnects, and the
+  // hello replays what was stored and marks a reply whose writer stopped beating as interrupted
+  // (ASSISTANT_STALE_SECONDS, 20 s by default, below this).
+  var STALL_MS = 30000;
   var FETCH_TIMEOUT_MS = 15000;
   var OUTBOX_MAX = 20;
   var COUNTER_FROM = 0.8; // show the character counter from this share of the limit
@@ -71,6 +76,7 @@
       1008: "The connection was closed because something we received wasn't allowed. Reconnecting…",
       1009: "That message was too large to send. Please shorten it.",
       1011: "Something went wrong on our side. Reconnecting…",
+      1013: "Reconnecting…", // the desk is briefly unavailable (restarting): not the customer's problem
       4429: "Too many chat connections from your network just now. We'll reconnect shortly.",
     },
     notices: {
@@ -959,6 +965,7 @@
       shown: "",
       final: false,
       resyncing: false,
+      heard: Date.now(), // the last frame about this reply (STALL_MS)
     };
     replies[messageId] = view;
     placeStored(node);
@@ -1025,6 +1032,8 @@
 
   function dispatch(frame) {
     if (!frame || typeof frame.type !== "string") return;
+    var about = typeof frame.message_id === "string" && replies[frame.message_id];
+    if (about) about.heard = Date.now();
     if (PUSHED[frame.type]) {
       PUSHED[frame.type](frame);
       return;
@@ -1764,6 +1773,8 @@
   function onWelcome(frame) {
     welcomed = true;
     attempts = 0;
+    // Replies still streaming get STALL_MS on the new socket to show they are alive.
+    Object.keys(replies).forEach(function (id) { replies[id].heard = Date.now(); });
     replayedUntil = Math.max(replayedUntil, Number(frame.last_seq) || 0);
     setStatus("");
     if (frame.conversation_id && session && frame.conversation_id !== session.conversation_id) {
@@ -1871,6 +1882,13 @@
         showSystem(text, "error");
         return;
       }
+      if (frame.code === "temporarily_unavailable" && frame.retryable !== false) {
+        // The desk could not store it just now (restarting): kept in the outbox, sent again shortly.
+        setCustomerState(view, "pending", text);
+        setTimeout(flushOutbox, Math.max(1, Number(frame.retry_after) || 3) * 1000);
+        setStatus(TEXT.status.reconnecting);
+        return;
+      }
       setCustomerState(view, "failed", "Not sent. " + text);
       dropFromOutbox(frame.client_msg_id);
       if (frame.code === "message_too_long" && !ui.textarea.value) {
@@ -1881,6 +1899,11 @@
     }
     if (frame.code === "unauthorized" && !welcomed) {
       reconnectSoon();
+      return;
+    }
+    if (frame.code === "temporarily_unavailable" && !frame.client_msg_id) {
+      // The socket's own answer while the desk restarts: close 1013 follows and the widget reconnects.
+      setStatus(TEXT.status.reconnecting);
       return;
     }
     showSystem(text, "error");
@@ -2190,6 +2213,20 @@
       reconnectSoon();
     }, Math.max(0, wait));
   }
+
+  // A streaming reply gone silent: reconnect (at most once per STALL_MS), so the stored state comes back.
+  function watchStalls() {
+    if (!isOpen()) return;
+    var now = Date.now();
+    var stalled = Object.keys(replies).filter(function (id) {
+      var view = replies[id];
+      return !view.final && !superseded[id] && now - view.heard > STALL_MS;
+    });
+    if (!stalled.length) return;
+    stalled.forEach(function (id) { replies[id].heard = now; });
+    reconnectSoon();
+  }
+  setInterval(watchStalls, 2000);
 
   function needsResync() {
     return Object.keys(replies).some(function (id) {

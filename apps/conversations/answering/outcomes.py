@@ -8,8 +8,6 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from apps.accounts.models import Tenant
 from apps.audit import metrics
 from apps.conversations import services
@@ -22,6 +20,7 @@ from apps.conversations.services import ReplyOutcome
 from apps.conversations.stream import ReplyStream
 from apps.conversations.toolcalls import ToolsOutcome
 from apps.conversations.triggers import handover_text
+from apps.core.dbasync import db_async
 from apps.core.redis import astate_redis, state_key
 from apps.guardrails.input_checks import InputVerdict
 from apps.guardrails.pii import RedactedText
@@ -139,7 +138,7 @@ class Outcomes:
             self._mark_first_content()
             self.timings["total_ms"] = self._ms(self.received_at)
             return ReplyOutcome(status=Message.Status.COMPLETE, text=text, timings=self.timings)
-        await database_sync_to_async(knowledge_gap_record)(
+        await db_async(knowledge_gap_record)(
             tenant=self.tenant,
             question=question,
             top_similarity=retrieval.top_similarity,
@@ -229,7 +228,7 @@ class Outcomes:
     ) -> None:
         verdict = self.verdict
         check = {"action": verdict.action, "reasons": list(verdict.reasons)} if verdict else {}
-        await database_sync_to_async(services.trace_record)(
+        await db_async(services.trace_record)(
             message=self.message,
             prompt=prompt,
             retrieval={} if input_only else retrieval,

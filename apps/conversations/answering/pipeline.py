@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 
 from apps.conversations import answer_cache
 from apps.conversations.answering.compose import Composed, compose_checked, compose_messages
@@ -34,6 +33,7 @@ from apps.conversations.prompting import quoted
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.toolcalls import tools_carry_out, tools_offered
 from apps.conversations.triggers import turn_trigger
+from apps.core.dbasync import db_async
 from apps.guardrails.input_checks import input_check
 from apps.guardrails.pii import RedactedText
 from apps.knowledge.selectors import RetrievalUnavailable
@@ -59,14 +59,12 @@ class Answer(Outcomes):
 
     async def produce(self) -> ReplyOutcome:
         await self.stream.progress("looking_up")
-        ctx = await database_sync_to_async(self.context_read)()
+        ctx = await db_async(self.context_read)()
         self.ctx = ctx
         self.verdict = input_check(ctx.question)
         if not self.verdict.allowed:
             return await self._refuse_input(self.verdict)
-        trigger = await database_sync_to_async(turn_trigger)(
-            conversation_id=ctx.conversation_id, question=ctx.question
-        )
+        trigger = await db_async(turn_trigger)(conversation_id=ctx.conversation_id, question=ctx.question)
         if trigger is not None:
             return await self._hand_over(trigger)
         t = time.monotonic()
@@ -84,9 +82,7 @@ class Answer(Outcomes):
                 return cached
         t = time.monotonic()
         try:
-            selected = await database_sync_to_async(evidence_for)(
-                tenant=self.tenant, query=query, vector=vector
-            )
+            selected = await db_async(evidence_for)(tenant=self.tenant, query=query, vector=vector)
         except RetrievalUnavailable:
             return await self._retrieval_down(t)
         self.timings["retrieval_ms"] = self._ms(t)
@@ -282,7 +278,7 @@ class Answer(Outcomes):
         self, ctx: TurnContext, query: RedactedText, vector: list[float]
     ) -> ReplyOutcome | None:
         t = time.monotonic()
-        hit = await database_sync_to_async(answer_cache.cache_lookup)(
+        hit = await db_async(answer_cache.cache_lookup)(
             tenant=self.tenant, style=_cache_style(ctx), question=str(query), vector=vector
         )
         self.timings["cache_ms"] = self._ms(t)
@@ -319,7 +315,7 @@ class Answer(Outcomes):
             "retrieval": {k: v for k, v in self.retrieval_info.items() if k != "cache"},
         }
         try:
-            await database_sync_to_async(answer_cache.cache_store)(
+            await db_async(answer_cache.cache_store)(
                 tenant=self.tenant,
                 style=_cache_style(ctx),
                 question=str(query),
