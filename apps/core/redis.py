@@ -23,7 +23,7 @@ import logging
 import threading
 import types
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 import redis.asyncio as aredis
@@ -125,3 +125,33 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop) -> None:
         original(*args, **kwargs)
 
     loop.close = types.MethodType(close, loop)  # type: ignore[method-assign]
+
+
+CACHE_MAX_CONNECTIONS = 8
+CACHE_CLIENT_NAME = "helpdesk:cache"
+
+
+class SharedCachePool:
+    """The pool of Django's Redis cache (CACHES "pool_class"): one bounded pool per process and URL.
+
+    Django's RedisCache keeps its pools on the cache object, and under ASGI `caches["default"]` is a new
+    object in every request's context: each request (a DRF throttle, a session) opened a pool and a
+    connection of its own, left open until the garbage collector got to it, so the number of Redis
+    connections grew with traffic. Here every cache object borrows from one pool per process (redis-py
+    resets a pool in a forked child, so Celery's workers get their own).
+    """
+
+    _pools: ClassVar[dict[str, redis.BlockingConnectionPool]] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> redis.BlockingConnectionPool:
+        with cls._lock:
+            pool = cls._pools.get(url)
+            if pool is None:
+                options.setdefault("max_connections", CACHE_MAX_CONNECTIONS)
+                options.setdefault("timeout", POOL_TIMEOUT_SECONDS)
+                options.setdefault("client_name", CACHE_CLIENT_NAME)
+                pool = redis.BlockingConnectionPool.from_url(url, **options)
+                cls._pools[url] = pool
+            return pool

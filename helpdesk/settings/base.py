@@ -162,7 +162,12 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": f"{REDIS_URL}/3",
         "KEY_PREFIX": "helpdesk",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        # One bounded pool per process (Django's own is per cache object, i.e. per request under ASGI).
+        "OPTIONS": {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "pool_class": "apps.core.redis.SharedCachePool",
+        },
     }
 }
 

@@ -184,3 +184,31 @@ def test_daphne_keeps_a_bounded_number_of_redis_connections_whatever_the_number_
     # Three times the sockets, at once: not more connections (a pool may open the few it had not needed).
     assert sum(after_150.values()) <= sum(after_50.values()) + 4
     assert after_150[STATE_CLIENT] <= ASYNC_MAX_CONNECTIONS
+
+
+def test_every_cache_object_of_a_process_borrows_from_one_bounded_pool() -> None:
+    """Under ASGI each request's context gets its own `caches["default"]`; with Django's per-object pools
+    every one of them opened a connection of its own. Fifty cache objects, kept alive, used at once from
+    threads: at most the shared pool's connections exist."""
+    from django.core.cache import caches
+
+    from apps.core.redis import CACHE_CLIENT_NAME, CACHE_MAX_CONNECTIONS
+
+    objects = [caches.create_connection("default") for _ in range(50)]
+    before = _named(CACHE_CLIENT_NAME)
+    barrier = threading.Barrier(len(objects))
+
+    def use(cache: Any, n: int) -> None:
+        barrier.wait()
+        cache.set(f"pool-test-{n}", n, 30)
+        assert cache.get(f"pool-test-{n}") == n
+
+    threads = [threading.Thread(target=use, args=(c, n)) for n, c in enumerate(objects)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    assert 1 <= _named(CACHE_CLIENT_NAME) <= CACHE_MAX_CONNECTIONS
+    assert _named(CACHE_CLIENT_NAME) - before <= CACHE_MAX_CONNECTIONS
+    assert len(objects) == 50  # all still alive: nothing was closed by the garbage collector
