@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 PARTIAL_TTL_SECONDS = 3600
 HEARTBEAT_SECONDS = 1.0
+# While nothing is written (waiting for the model's first token, or its turn), the writer still beats this
+# often, so a reply that is alive is never taken for one whose process died (ASSISTANT_STALE_SECONDS).
+KEEPALIVE_SECONDS = 5.0
 PUSH_INTERVAL_SECONDS = 0.05
 
 
@@ -90,12 +93,14 @@ class ReplyStream:
         self._redis_ok = True
         self._last_beat = time.monotonic()
         self._beat: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
         self._pending = ""  # received from the model, not pushed yet
         self._last_push: float | None = None
         self._timer: asyncio.Task[None] | None = None
         self._push_lock = asyncio.Lock()
 
     async def open(self) -> None:
+        self._keepalive = asyncio.create_task(self._keep_beating())
         try:
             client = astate_redis()
             async with client.pipeline(transaction=True) as pipe:
@@ -188,6 +193,15 @@ class ReplyStream:
                 },
             )
 
+    async def _keep_beating(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            if time.monotonic() - self._last_beat >= KEEPALIVE_SECONDS and (
+                self._beat is None or self._beat.done()
+            ):
+                self._last_beat = time.monotonic()
+                self._beat = asyncio.create_task(self._heartbeat(self.text))
+
     async def _heartbeat(self, text: str) -> None:
         try:
             await db_async(reply_heartbeat)(message=self.message, partial_text=text)
@@ -203,6 +217,9 @@ class ReplyStream:
             logger.warning("push to %s failed: %s", self._group, exc.__class__.__name__)
 
     async def close(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            await asyncio.gather(self._keepalive, return_exceptions=True)
         if self._timer is not None and not self._timer.done():
             self._timer.cancel()
         if self._beat is not None and not self._beat.done():

@@ -211,3 +211,30 @@ async def test_a_takeover_while_the_assistant_streams_through_the_socket_leaves_
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_a_writer_waiting_in_silence_keeps_beating_so_a_catch_up_never_takes_it_for_dead(
+    tenant, settings, monkeypatch
+):
+    """Waiting for the model's first token writes nothing; the reply is alive all the same. A reconnect
+    (which sweeps stale replies) during a silence longer than ASSISTANT_STALE_SECONDS must not mark it
+    interrupted."""
+    from apps.conversations import stream as stream_module
+
+    settings.ASSISTANT_STALE_SECONDS = 1
+    monkeypatch.setattr(stream_module, "KEEPALIVE_SECONDS", 0.2)
+    _session, reply = _streaming_reply(tenant)
+
+    async def silent_writer() -> list[str]:
+        writer = ReplyStream(message=reply)
+        await writer.open()
+        await writer.append(SHOWN)
+        await asyncio.sleep(2.5)  # nothing written for longer than a process may stay silent
+        statuses = []
+        for _ in range(2):
+            await database_sync_to_async(services.replies_sweep_stale)(conversation_id=reply.conversation_id)
+            statuses.append((await Message.objects.aget(id=reply.id)).status)
+        await writer.close()
+        return statuses
+
+    assert async_to_sync(silent_writer)() == ["streaming", "streaming"]
