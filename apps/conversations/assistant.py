@@ -130,22 +130,27 @@ async def assistant_turn_run(
     watcher = asyncio.create_task(_watch_turn(tenant.id, conversation_id, turn, run, asyncio.current_task()))
     answer = Answer(tenant=tenant, message=message, stream=stream, received_at=received_at or started)
     try:
-        outcome = await answer.produce()
-    except asyncio.CancelledError:
-        # Superseded by a newer message, taken over by a person (whose transition has marked the reply
-        # interrupted already), or the process is stopping: keep what was written, marked.
-        status = Message.Status.SUPERSEDED if run.superseded else Message.Status.INTERRUPTED
-        outcome = ReplyOutcome(
-            status=status,
-            text=stream.text,
-            error_code="" if run.superseded else "interrupted",
-            timings=answer.timings,
-        )
-        await asyncio.shield(_finish(answer, outcome))
-        raise
+        try:
+            outcome = await answer.produce()
+        except asyncio.CancelledError:
+            # Superseded by a newer message, taken over by a person (whose transition has marked the reply
+            # interrupted already), or the process is stopping: keep what was written, marked.
+            status = Message.Status.SUPERSEDED if run.superseded else Message.Status.INTERRUPTED
+            outcome = ReplyOutcome(
+                status=status,
+                text=stream.text,
+                error_code="" if run.superseded else "interrupted",
+                timings=answer.timings,
+            )
+            await asyncio.shield(_finish(answer, outcome))
+            raise
+        finally:
+            watcher.cancel()
+        final = await _finish(answer, outcome)
     finally:
-        watcher.cancel()
-    final = await _finish(answer, outcome)
+        # Whatever failed (the database going away mid-answer, say), the writer stops beating: a reply
+        # left streaming must look stale, so a reconnect's sweep marks it interrupted.
+        await asyncio.shield(stream.close())
     await _handoff_if_needed(answer, final)
     return TurnResult(
         message=final, timings=answer.timings, retrieval=answer.retrieval_info, tools=answer.tools_info

@@ -21,6 +21,14 @@ from apps.conversations.selectors import conversation_group
 from apps.conversations.services import reply_heartbeat
 from apps.conversations.snapshots import SNAPSHOT_DISCARD, partial_key, streaming_key
 from apps.core.dbasync import db_async
+from apps.core.event_types import (
+    AssistantCitations,
+    AssistantDelta,
+    AssistantProgress,
+    AssistantSnapshot,
+    Citation,
+    ProgressStage,
+)
 from apps.core.redis import astate_redis
 
 __all__ = ["ReplyStream", "partial_key", "stream_snapshot", "streaming_key", "utf16_length"]
@@ -70,11 +78,10 @@ async def stream_snapshot(*, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -
         tenant_id=tenant_id, conversation_id=conversation_id, message_id=reply_id
     ):
         return None
-    return {
-        "type": "assistant.snapshot",
-        "message_id": message_id,
-        "text": text.decode("utf-8", errors="replace") if isinstance(text, bytes) else (text or ""),
-    }
+    return AssistantSnapshot(
+        message_id=message_id,
+        text=text.decode("utf-8", errors="replace") if isinstance(text, bytes) else (text or ""),
+    ).payload()
 
 
 class ReplyStream:
@@ -94,6 +101,7 @@ class ReplyStream:
         self._last_beat = time.monotonic()
         self._beat: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        self._closed = False
         self._pending = ""  # received from the model, not pushed yet
         self._last_push: float | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -113,11 +121,10 @@ class ReplyStream:
                 "reply %s streams without a Redis snapshot: %s", self.message.id, exc.__class__.__name__
             )
 
-    async def progress(self, stage: str, *, text: str = "") -> None:
-        payload = {"type": "assistant.progress", "message_id": str(self.message.id), "stage": stage}
-        if text:
-            payload["text"] = text  # e.g. the running tool's "Checking your order…"
-        await self._push("conv.delta", payload)
+    async def progress(self, stage: ProgressStage, *, text: str = "") -> None:
+        # `text` e.g. the running tool's "Checking your order…"
+        progress = AssistantProgress(message_id=str(self.message.id), stage=stage, text=text or None)
+        await self._push("conv.delta", progress.payload())
         # A reply waiting its turn for the model writes nothing for a while: it is alive, not stale.
         now = time.monotonic()
         if now - self._last_beat >= HEARTBEAT_SECONDS and (self._beat is None or self._beat.done()):
@@ -128,10 +135,10 @@ class ReplyStream:
         """The sources of the quoted evidence, pushed with it so the widget lists them before the answer
         is complete (the stored final message carries them too)."""
         await self.flush()
-        await self._push(
-            "conv.delta",
-            {"type": "assistant.citations", "message_id": str(self.message.id), "citations": citations},
+        pushed = AssistantCitations(
+            message_id=str(self.message.id), citations=[Citation.model_validate(c) for c in citations]
         )
+        await self._push("conv.delta", pushed.payload())
 
     async def append(self, piece: str) -> None:
         """Takes one piece from the model. The first is pushed at once; later ones are batched for at most
@@ -183,15 +190,8 @@ class ReplyStream:
                     logger.warning(
                         "reply %s lost its Redis snapshot: %s", self.message.id, exc.__class__.__name__
                     )
-            await self._push(
-                "conv.delta",
-                {
-                    "type": "assistant.delta",
-                    "message_id": str(self.message.id),
-                    "offset": offset,
-                    "text": piece,
-                },
-            )
+            delta = AssistantDelta(message_id=str(self.message.id), offset=offset, text=piece)
+            await self._push("conv.delta", delta.payload())
 
     async def _keep_beating(self) -> None:
         while True:
@@ -217,6 +217,10 @@ class ReplyStream:
             logger.warning("push to %s failed: %s", self._group, exc.__class__.__name__)
 
     async def close(self) -> None:
+        """Stops the writer. Safe to call again: only the first call does anything."""
+        if self._closed:
+            return
+        self._closed = True
         if self._keepalive is not None:
             self._keepalive.cancel()
             await asyncio.gather(self._keepalive, return_exceptions=True)

@@ -348,6 +348,42 @@ async def test_an_answer_whose_process_died_is_marked_interrupted_when_the_conve
     await resumed.close()
 
 
+async def test_a_reply_whose_final_save_fails_stops_beating_so_a_reconnect_marks_it_interrupted(
+    composing, fake_llm, settings, monkeypatch
+):
+    """The database goes away as the answer ends: its final state cannot be saved, so the reply stays
+    streaming. The writer must stop its keepalive all the same; otherwise, once the database is back, its
+    heartbeats keep the dead reply looking alive and no reconnect ever ends it (seen in CI after a
+    PostgreSQL restart)."""
+    from django.db import OperationalError
+
+    from apps.conversations import services
+    from apps.conversations import stream as stream_module
+
+    settings.ASSISTANT_STALE_SECONDS = 1
+    monkeypatch.setattr(stream_module, "KEEPALIVE_SECONDS", 0.2)
+
+    def database_gone(**_kwargs: Any) -> Any:
+        raise OperationalError("the connection to the server was lost")
+
+    monkeypatch.setattr(services, "reply_finish", database_gone)
+    session = await asession_for(composing)
+    widget, _ = await widget_connect(composing, token=session.token)
+    await widget.send({"type": "message", "text": QUESTION})
+    await widget.until(lambda f: f["type"] == "ack")
+    await widget.until(lambda f: f["type"] == "assistant.delta")
+    # The answer ends (its save fails), then longer than a live writer may stay silent passes.
+    await asyncio.sleep(3)
+    reply = await Message.objects.aget(conversation_id=session.claims.conversation_id, role="assistant")
+    assert reply.status == "streaming"
+    await widget.close()
+    monkeypatch.undo()
+    resumed, _ = await widget_connect(composing, token=session.token)
+    await resumed.until(lambda f: f["type"] == "assistant.interrupted")
+    assert (await Message.objects.aget(id=reply.id)).status == "interrupted"
+    await resumed.close()
+
+
 async def test_a_tenant_over_its_daily_token_budget_gets_the_quote_without_calling_the_model(
     composing, fake_llm
 ):
