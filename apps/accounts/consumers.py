@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from apps.accounts import selectors
 from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, WebsocketClose
+from apps.core.event_types import Pong, StaffHello
 from apps.core.realtime import StaffStream, StaffStreamConsumer
 
 
@@ -39,14 +40,14 @@ class StaffConsumer(StaffStreamConsumer):
         self.user = user
         await self.streams_join(tenant_id=self.tenant.id, streams=selectors.staff_streams(roles=roles))
         await self.accept()
-        await self.send_json(
+        hello = StaffHello.model_validate(
             {
-                "type": "hello",
                 "tenant": self.tenant.slug,
                 "roles": sorted(roles),
                 "streams": sorted(stream.value for stream in self.streams),
             }
         )
+        await self.send_json(hello.payload())
 
     async def streams_allowed(self) -> frozenset[StaffStream] | None:
         try:
@@ -56,7 +57,4 @@ class StaffConsumer(StaffStreamConsumer):
         return selectors.staff_streams(roles=roles)
 
     async def handle(self, frame: PingFrame) -> None:
-        reply = {"type": "pong"}
-        if frame.client_msg_id:
-            reply["client_msg_id"] = frame.client_msg_id
-        await self.send_json(reply)
+        await self.send_json(Pong(client_msg_id=frame.client_msg_id).payload())

@@ -29,6 +29,7 @@ from apps.conversations.widget import (
 from apps.core.clientip import client_ip_from_scope
 from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, RateLimited, Unauthorized, WebsocketClose
+from apps.core.event_types import Pong, Welcome, WidgetAck
 from apps.core.outage import DATABASE_DOWN, database_down
 from apps.core.ratelimit import rate_limit_check, slot_release, slot_take
 from apps.core.realtime import BaseConsumer
@@ -204,7 +205,7 @@ class WidgetConsumer(BaseConsumer):
             turn = await db_async(selectors.retry_turn)(
                 tenant=self.tenant, claims=self.claims, message_id=frame.message_id
             )
-            await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
+            await self.send_json(WidgetAck(client_msg_id=frame.client_msg_id).payload())
             assistant_turn_schedule(
                 tenant=self.tenant,
                 conversation_id=self.claims.conversation_id,
@@ -231,9 +232,9 @@ class WidgetConsumer(BaseConsumer):
             await db_async(tool_run_decide_by_customer)(
                 tenant=self.tenant, claims=self.claims, run_id=frame.run_id, approve=frame.approve
             )
-            await self.send_json({"type": "ack", "client_msg_id": frame.client_msg_id})
+            await self.send_json(WidgetAck(client_msg_id=frame.client_msg_id).payload())
         else:
-            await self.send_json({"type": "pong", "client_msg_id": frame.client_msg_id})
+            await self.send_json(Pong(client_msg_id=frame.client_msg_id).payload())
 
     async def _rate(self, frame: CsatFrame) -> None:
         """Whether a rating is possible is checked before the comment is redacted, and the redaction runs
@@ -273,10 +274,8 @@ class WidgetConsumer(BaseConsumer):
 
     async def _ack(self, client_msg_id: str, event: Any) -> None:
         """Acknowledges a frame; `seq` is the event it stored (none when nothing had to change)."""
-        ack: dict[str, Any] = {"type": "ack", "client_msg_id": client_msg_id}
-        if event is not None:
-            ack["seq"] = event.seq
-        await self.send_json(ack)
+        ack = WidgetAck(client_msg_id=client_msg_id, seq=event.seq if event is not None else None)
+        await self.send_json(ack.payload())
 
     async def _hello(self, frame: HelloFrame) -> None:
         if self.claims is not None:
@@ -309,15 +308,13 @@ class WidgetConsumer(BaseConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.last_seq = frame.last_seq
         stored = await self._stored_after(self.last_seq)
-        await self.send_json(
-            {
-                "type": "welcome",
-                "client_msg_id": frame.client_msg_id,
-                "conversation_id": str(claims.conversation_id),
-                "verified": claims.verified,
-                "last_seq": stored[-1]["seq"] if stored else self.last_seq,
-            }
+        welcome = Welcome(
+            client_msg_id=frame.client_msg_id,
+            conversation_id=str(claims.conversation_id),
+            verified=claims.verified,
+            last_seq=stored[-1]["seq"] if stored else self.last_seq,
         )
+        await self.send_json(welcome.payload())
         await self._send_stored(stored)
         snapshot = await stream_snapshot(tenant_id=self.tenant.id, conversation_id=claims.conversation_id)
         if snapshot is not None:
@@ -351,14 +348,9 @@ class WidgetConsumer(BaseConsumer):
         receipt = await db_async(services.message_receive)(
             tenant=self.tenant, claims=self.claims, client_msg_id=frame.client_msg_id, prepared=prepared
         )
-        await self.send_json(
-            {
-                "type": "ack",
-                "client_msg_id": frame.client_msg_id,
-                "message_id": str(receipt.message.id),
-                "seq": receipt.seq,
-            }
-        )
+        message_id = str(receipt.message.id)
+        ack = WidgetAck(client_msg_id=frame.client_msg_id, message_id=message_id, seq=receipt.seq)
+        await self.send_json(ack.payload())
         # The assistant answers only while it owns the conversation (CONTRACTS I6); a person, or the queue,
         # sees the message instead.
         if receipt.created and receipt.owner == Conversation.Status.ASSISTANT:

@@ -9,6 +9,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from apps.conversations.models import Conversation, ConversationEvent, Message
@@ -35,6 +36,8 @@ def event_append(
         message=message,
         data=data or {},
     )
+    if settings.EVENTS_STRICT:
+        event_render(event)  # a payload that does not match its model fails where it is written
     transaction.on_commit(
         lambda: conversation_publish(conversation=conversation, payload=event_render(event))
     )

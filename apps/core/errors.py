@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from apps.core.event_types import ErrorFrame
+
 
 class HelpdeskError(Exception):
     code = "bad_request"
@@ -105,7 +107,4 @@ class WebsocketClose:
 
 
 def error_frame(error: HelpdeskError, *, client_msg_id: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", **error.as_payload()}
-    if client_msg_id is not None:
-        frame["client_msg_id"] = client_msg_id
-    return frame
+    return ErrorFrame.model_validate({**error.as_payload(), "client_msg_id": client_msg_id}).payload()

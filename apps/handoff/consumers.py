@@ -21,6 +21,7 @@ from apps.accounts.selectors import access_tenant, staff_streams
 from apps.conversations.selectors import conversation_group
 from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, WebsocketClose
+from apps.core.event_types import ConsoleAck, ConsoleHello, Pong, PresenceSet, Timeline, Unwatched, Watching
 from apps.core.outage import DATABASE_DOWN, database_down
 from apps.core.realtime import StaffStream, StaffStreamConsumer
 from apps.handoff import selectors, services
@@ -95,7 +96,7 @@ class ConsoleConsumer(StaffStreamConsumer):
             return
         self.connected = True
         await self.send_json(
-            {"type": "hello", "tenant": self.tenant.slug, "user_id": user.id, "roles": sorted(self.roles)}
+            ConsoleHello(tenant=self.tenant.slug, user_id=user.id, roles=sorted(self.roles)).payload()
         )
 
     async def _try_later(self, *, accepted: bool) -> None:
@@ -126,7 +127,7 @@ class ConsoleConsumer(StaffStreamConsumer):
             await self._watch(frame)
         elif isinstance(frame, UnwatchFrame):
             await self._unwatch()
-            await self._send({"type": "unwatched"}, frame)
+            await self.send_json(Unwatched(client_msg_id=frame.client_msg_id).payload())
         elif isinstance(frame, ReplyFrame):
             reply = await db_async(services.agent_reply)(
                 tenant=self.tenant,
@@ -135,17 +136,18 @@ class ConsoleConsumer(StaffStreamConsumer):
                 text=frame.text,
                 client_msg_id=frame.client_msg_id,
             )
-            await self._send({"type": "ack", "seq": reply.seq, "message_id": str(reply.message.id)}, frame)
+            ack = ConsoleAck(
+                seq=reply.seq, message_id=str(reply.message.id), client_msg_id=frame.client_msg_id
+            )
+            await self.send_json(ack.payload())
         elif isinstance(frame, PresenceFrame):
             presence = await db_async(services.presence_set)(
                 tenant=self.tenant, user=self.user, status=Presence.Status(frame.status)
             )
-            await self._send({"type": "presence.set", "status": presence.status}, frame)
-
-    async def _send(self, payload: dict[str, Any], frame: _Frame) -> None:
-        if frame.client_msg_id:
-            payload["client_msg_id"] = frame.client_msg_id
-        await self.send_json(payload)
+            saved = PresenceSet.model_validate(
+                {"status": presence.status, "client_msg_id": frame.client_msg_id}
+            )
+            await self.send_json(saved.payload())
 
     async def streams_allowed(self) -> frozenset[StaffStream] | None:
         try:
@@ -163,7 +165,7 @@ class ConsoleConsumer(StaffStreamConsumer):
 
     async def _ping(self, frame: PingFrame) -> None:
         await db_async(services.presence_seen)(tenant=self.tenant, user=self.user)
-        await self._send({"type": "pong"}, frame)
+        await self.send_json(Pong(client_msg_id=frame.client_msg_id).payload())
 
     async def _watch(self, frame: WatchFrame) -> None:
         conversation = await db_async(selectors.access_staff_conversation)(
@@ -175,9 +177,10 @@ class ConsoleConsumer(StaffStreamConsumer):
         # Join, then read the position: anything committed later arrives as a push and is read by seq.
         await self.channel_layer.group_add(self.watched_group, self.channel_name)
         self.watched_seq = await db_async(selectors.conversation_last_seq)(conversation_id=conversation.id)
-        await self._send(
-            {"type": "watching", "conversation_id": str(conversation.id), "last_seq": self.watched_seq}, frame
+        watching = Watching(
+            conversation_id=str(conversation.id), last_seq=self.watched_seq, client_msg_id=frame.client_msg_id
         )
+        await self.send_json(watching.payload())
 
     async def _unwatch(self) -> None:
         if self.watched_group:
@@ -201,7 +204,9 @@ class ConsoleConsumer(StaffStreamConsumer):
         if self.watched != conversation_id or not items:
             return
         self.watched_seq = max(item.get("seq", 0) for item in items)
-        await self.send_json({"type": "timeline", "conversation_id": str(conversation_id), "items": items})
+        # The items were each validated by their model as staff_timeline rendered them.
+        envelope = Timeline(conversation_id=str(conversation_id), items=[]).payload()
+        await self.send_json({**envelope, "items": items})
 
     async def conv_delta(self, event: dict[str, Any]) -> None:
         if self.watched is not None and await self.authorised():

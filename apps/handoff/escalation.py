@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Membership, Role, Tenant
 from apps.core.errors import NotFound
+from apps.core.event_types import HandoffEscalated, HandoffSummary
 from apps.core.realtime import StaffStream, staff_publish
 from apps.handoff.availability import next_opening, open_at, settings_for
 from apps.handoff.locks import handoff_lock
@@ -68,11 +69,8 @@ def handoff_escalate(*, handoff_id: uuid.UUID | str) -> Handoff | None:
         handoff.save(update_fields=["escalation_level", "priority", "escalated_at", "updated_at"])
         summary = handoff_summary(handoff)
         tenant = handoff.tenant
-        transaction.on_commit(
-            lambda: staff_publish(
-                tenant.id, {"type": "handoff.escalated", "handoff": summary}, stream=StaffStream.AGENT
-            )
-        )
+        escalated = HandoffEscalated(handoff=HandoffSummary.model_validate(summary)).payload()
+        transaction.on_commit(lambda: staff_publish(tenant.id, escalated, stream=StaffStream.AGENT))
         transaction.on_commit(lambda: _admins_tell(tenant, summary))
     logger.warning(
         "handoff %s unclaimed for %ss: escalated to level %s",

@@ -17,6 +17,7 @@ from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason
 from apps.conversations.ownership import HandoffTrigger, Transition
 from apps.conversations.services import email_masked
+from apps.core.event_types import HandoffSummary, QueueChanged, TicketOpened, TicketRef
 from apps.core.realtime import StaffStream, staff_publish
 from apps.handoff.availability import availability_now
 from apps.handoff.escalation import escalation_delay
@@ -71,7 +72,8 @@ def on_transition(change: Transition) -> None:
     handoff.save()
     if change.after == Status.WAITING and change.before != Status.WAITING:
         _tell_customer(conversation, handoff)
-    payload = {"type": "queue.changed", "handoff": handoff_summary(handoff, conversation=conversation)}
+    summary = HandoffSummary.model_validate(handoff_summary(handoff, conversation=conversation))
+    payload = QueueChanged(handoff=summary).payload()
     tenant_id = conversation.tenant_id
     transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
 
@@ -188,10 +190,8 @@ def ticket_open(*, conversation: Conversation, handoff: Handoff | None, email: s
         handoff=handoff,
         email=email,
     )
-    payload = {
-        "type": "ticket.opened",
-        "ticket": {"number": ticket.number, "conversation_id": str(conversation.id)},
-    }
+    opened = TicketOpened(ticket=TicketRef(number=ticket.number, conversation_id=str(conversation.id)))
+    payload = opened.payload()
     tenant_id = conversation.tenant_id
     transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
     return ticket

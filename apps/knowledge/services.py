@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Tenant, User
 from apps.accounts.services import tenant_knowledge_epoch_bump
+from apps.core import event_types
 from apps.core.errors import BadRequest, Conflict
 from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import RedactedText
@@ -37,17 +38,18 @@ LIMITS = Limits()
 
 def version_event(version: DocumentVersion) -> dict[str, Any]:
     """What the editor pages show of a version, pushed on every change of state or progress."""
-    return {
-        "type": "kb.version",
-        "document_id": str(version.document_id),
-        "version_id": str(version.id),
-        "number": version.number,
-        "status": version.status,
-        "progress": version.progress,
-        "error_code": version.error_code,
-        "error_message": version.error_message,
-        "chunk_count": version.chunk_count,
-    }
+    return event_types.KbVersion.model_validate(
+        {
+            "document_id": str(version.document_id),
+            "version_id": str(version.id),
+            "number": version.number,
+            "status": version.status,
+            "progress": version.progress,
+            "error_code": version.error_code,
+            "error_message": version.error_message,
+            "chunk_count": version.chunk_count,
+        }
+    ).payload()
 
 
 def publish_version_event(version: DocumentVersion) -> None:
@@ -296,7 +298,7 @@ def knowledge_gap_record(
         conversation_ref=conversation_ref,
         message_ref=message_ref,
     )
-    payload = {"type": "knowledge.gap", "id": str(gap.id)}
+    payload = event_types.KnowledgeGap(id=str(gap.id)).payload()
     transaction.on_commit(lambda: staff_publish(tenant.id, payload, stream=StaffStream.KNOWLEDGE))
     return gap
 

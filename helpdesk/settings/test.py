@@ -11,6 +11,8 @@ SECRET_KEY = env.optional("DJANGO_SECRET_KEY") or local_secret_key(LOCAL.var_dir
 secret_key_refuse_weak(secret_key=SECRET_KEY, debug=DEBUG, allowed_hosts=ALLOWED_HOSTS)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": "10000/min", "anon": "10000/min"}}  # noqa: F405
+# Every stored event rendered must match its model (apps/core/event_types).
+EVENTS_STRICT = True
 # pytest-django's non-transactional tests see only the main thread's connection, inside their transaction:
 # database calls stay thread-sensitive and unpooled here unless the environment turns them on, as
 # tests/daphne.py does for every real Daphne a test starts.

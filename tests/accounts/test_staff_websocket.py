@@ -25,6 +25,7 @@ from apps.accounts.models import Membership, Role, Tenant, User
 from apps.accounts.selectors import STAFF_STREAM_ROLES, staff_streams
 from apps.conversations import services as conversation_services
 from apps.core import realtime
+from apps.core.event_types import PresenceChanged
 from apps.core.realtime import MAX_FRAME_BYTES, StaffStream, staff_publish
 from apps.guardrails.pii import pii_redact
 from apps.handoff import services as handoff_services
@@ -336,11 +337,11 @@ def test_staff_events_reach_only_their_own_tenant(tenant_a, tenant_b) -> None:
         a_socket, _ = await _open("/ws/staff/tenant-a/", a_headers)
         b_socket, _ = await _open("/ws/staff/tenant-b/", b_headers)
 
-        await database_sync_to_async(staff_publish)(
-            tenant_b.tenant.id, {"type": "inbox", "n": 1}, stream=StaffStream.AGENT
-        )
+        # A real agent-stream event: every frame a test receives is checked against its model.
+        pushed = PresenceChanged(user_id=tenant_b.agent.id, status="away").payload()
+        await database_sync_to_async(staff_publish)(tenant_b.tenant.id, pushed, stream=StaffStream.AGENT)
 
-        assert await b_socket.receive_json_from(timeout=TIMEOUT) == {"type": "inbox", "n": 1}
+        assert await b_socket.receive_json_from(timeout=TIMEOUT) == pushed
         assert await a_socket.receive_nothing(timeout=0.5) is True
         await a_socket.disconnect(timeout=DISCONNECT_TIMEOUT)
         await b_socket.disconnect(timeout=DISCONNECT_TIMEOUT)

@@ -263,7 +263,7 @@ async def test_an_agent_who_lost_access_gets_no_further_push_and_is_closed_with_
             conversation_group(desk_a.tenant.id, conversation.id),
             {
                 "type": "conv.delta",
-                "payload": {"type": "assistant.delta", "message_id": "m-1", "text": "Yes"},
+                "payload": {"type": "assistant.delta", "message_id": "m-1", "offset": 0, "text": "Yes"},
             },
         )
 
@@ -293,7 +293,10 @@ async def test_a_watched_conversation_is_relayed_while_the_agent_keeps_access(de
     assert layer is not None
     await layer.group_send(
         conversation_group(desk_a.tenant.id, conversation.id),
-        {"type": "conv.delta", "payload": {"type": "assistant.delta", "message_id": "m-1", "text": "Yes"}},
+        {
+            "type": "conv.delta",
+            "payload": {"type": "assistant.delta", "message_id": "m-1", "offset": 0, "text": "Yes"},
+        },
     )
 
     assert (await console.until(of_type("note.added")))["note"]["text"] == "VIP: be quick."
@@ -302,6 +305,7 @@ async def test_a_watched_conversation_is_relayed_while_the_agent_keeps_access(de
     assert await console.until(of_type("assistant.delta")) == {
         "type": "assistant.delta",
         "message_id": "m-1",
+        "offset": 0,
         "text": "Yes",
         "conversation_id": str(conversation.id),
     }
