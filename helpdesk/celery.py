@@ -29,6 +29,8 @@ def _catch_up_after_start(sender: object, **kwargs: object) -> None:
         # A changed EMBEDDINGS_MODEL takes effect when workers restart; re-embedding then starts by itself.
         # The task is a no-op when every passage already has vectors of the configured model.
         app.send_task("apps.knowledge.tasks.chunks_reembed")
+        # Channel deliveries whose send task was lost (a worker killed mid-retry) go out again, once each.
+        app.send_task("apps.conversations.tasks.channel_deliveries_resend_due")
     if queues is None or "tools" in queues:
         # Tool runs a lost message or a killed worker left queued or running past their lease run again
         # (idempotently: the business system sees the same key).

@@ -14,6 +14,7 @@ from apps.conversations.models import (
     Conversation,
     ConversationEvent,
     ConversationRating,
+    Delivery,
     Message,
 )
 
@@ -41,6 +42,8 @@ class ConversationAdmin(ReadOnly, admin.ModelAdmin[Conversation]):
     list_filter = ["status", "channel", "tenant"]
     search_fields = ["id", "contact__external_id"]
     readonly_fields = ["tenant", "visitor_id", "contact", "channel", "status", "last_seq", "turn"]
+    # A messaging conversation's key and address are the customer's phone number: not for operators.
+    exclude = ["channel_key", "channel_address"]
     inlines = [MessageInline]
 
 
@@ -94,3 +97,24 @@ class ConversationRatingAdmin(ReadOnly, admin.ModelAdmin[ConversationRating]):
     list_select_related = ["tenant", "conversation", "agent"]
     date_hierarchy = "created_at"
     readonly_fields = ["tenant", "conversation", "episode", "score", "comment", "agent", "created_at"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnly, admin.ModelAdmin[Delivery]):
+    """Outbound messages on channels that do not stream (docs/architecture/channels.md)."""
+
+    list_display = ["message", "tenant", "channel", "status", "attempts", "last_error", "updated_at"]
+    list_filter = ["status", "channel", "tenant"]
+    list_select_related = ["tenant", "message"]
+    readonly_fields = [
+        "tenant",
+        "message",
+        "channel",
+        "status",
+        "attempts",
+        "last_error",
+        "provider_message_id",
+        "next_attempt_at",
+        "sent_at",
+        "delivered_at",
+    ]

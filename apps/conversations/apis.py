@@ -8,84 +8,25 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import Role, Tenant
-from apps.accounts.selectors import access_tenant, origin_allowed_by_any_tenant, tenant_by_widget_key
+from apps.accounts.models import Role
+from apps.accounts.selectors import access_tenant, tenant_by_widget_key
 from apps.conversations import selectors, sessions
+from apps.conversations.channels import conversation_deliveries, deliveries_by_message
 from apps.conversations.identity import (
     IdentityClaim,
-    SessionClaims,
-    session_token_read,
-    session_token_tenant,
 )
-from apps.conversations.models import Conversation
 from apps.conversations.services import replies_sweep_stale
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_selectors import conversation_tool_runs
-from apps.conversations.widget import origin_allowed, rate_limits_for_session
+from apps.conversations.widget import rate_limits_for_session
+from apps.conversations.widget_http import WidgetApi
 from apps.core.clientip import client_ip_from_request
-from apps.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from apps.core.errors import BadRequest, Forbidden, NotFound
 from apps.core.ratelimit import rate_limit_check
-
-CORS_MAX_AGE = "600"
-
-
-class WidgetApi(APIView):
-    """Cross-origin endpoints: CORS headers only for an origin the tenant allows (so another site's page
-    can't read the answers), no cookies, identity from the session token."""
-
-    authentication_classes: list[type] = []
-    permission_classes: list[type] = []
-    parser_classes = [JSONParser]
-    cors_origin: str | None = None
-    conversation: Conversation | None = None  # the session's, once `session()` has checked it
-
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
-        # A preflight carries neither the widget key nor the token: it is answered for an origin that some
-        # tenant allows; the request itself is then checked against its own tenant.
-        origin = request.headers.get("Origin", "")
-        response = Response(status=204)
-        if origin and origin_allowed_by_any_tenant(origin=origin):
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            response["Access-Control-Max-Age"] = CORS_MAX_AGE
-            response["Vary"] = "Origin"
-        return response
-
-    def allow_origin(self, tenant: Tenant) -> None:
-        origin = self.request.headers.get("Origin", "")
-        if origin:
-            if not origin_allowed(tenant=tenant, origin=origin):
-                raise Forbidden("This website may not embed this chat widget.")
-            self.cors_origin = origin
-
-    def session(self) -> tuple[Tenant, SessionClaims]:
-        header = self.request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        tenant = session_token_tenant(token)
-        if tenant is None:
-            raise Unauthorized("Your chat session has expired. Reload the page to start again.")
-        self.allow_origin(tenant)
-        claims = session_token_read(token, tenant=tenant)
-        if claims is None:
-            raise Unauthorized("Your chat session has expired. Reload the page to start again.")
-        # Epochs, expiry and the conversation it opens: SessionRevoked (401) when it no longer stands.
-        self.conversation = selectors.session_conversation(tenant=tenant, claims=claims)
-        return tenant, claims
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if self.cors_origin:
-            response["Access-Control-Allow-Origin"] = self.cors_origin
-            response["Access-Control-Expose-Headers"] = "Retry-After"
-        response["Vary"] = "Origin"
-        response["Cache-Control"] = "no-store"
-        return response
 
 
 class SessionInput(serializers.Serializer[dict[str, Any]]):
@@ -298,5 +239,31 @@ class ConversationDetailApi(APIView):
                 "messages": [selectors.message_render(m, original=original) for m in messages],
                 # What the assistant did (or was refused) for this customer, oldest first.
                 "tool_runs": conversation_tool_runs(tenant=tenant, conversation_id=conversation.id),
+                # How each answer went out on a channel that does not stream, by message id.
+                "deliveries": {
+                    str(message_id): rows
+                    for message_id, rows in deliveries_by_message(
+                        message_ids=[m.id for m in messages]
+                    ).items()
+                },
+            }
+        )
+
+
+class ConversationDeliveriesApi(APIView):
+    @extend_schema(
+        responses={200: inline_serializer("ConversationDeliveries", {"deliveries": serializers.ListField()})},
+        description=(
+            "How the conversation's answers went out on its channel (email, messaging): one row per message, "
+            "with status queued, sent, delivered or failed, the attempts and the last error (agents)."
+        ),
+    )
+    def get(self, request: Request, slug: str, conversation_id: str) -> Response:
+        tenant, _ = access_tenant(actor=request.user, slug=slug, roles=[Role.AGENT])
+        conversation = selectors.access_conversation(tenant=tenant, conversation_id=conversation_id)
+        return Response(
+            {
+                "channel": conversation.channel,
+                "deliveries": conversation_deliveries(conversation=conversation),
             }
         )

@@ -13,4 +13,8 @@ class ConversationsConfig(AppConfig):
         from apps.tools.hooks import run_listener_add
 
         run_listener_add(tool_run_record)
+
+        from apps.conversations.channels.builtin import builtin_channels_register
+
+        builtin_channels_register()
         hooks.reply_cancel_listener_add(assistant_cancel_local)

@@ -29,6 +29,16 @@ class HandoffReason(models.TextChoices):
     EMAIL_REPLY = "email_reply", "Customer replied by email"
 
 
+class Channel:
+    """The built-in channel names. A channel is a registered type (apps.conversations.channels), not a
+    database choice: other apps register more names (apps.messaging: "messaging") without a migration."""
+
+    WIDGET = "widget"
+    CLI = "cli"
+    EMAIL = "email"
+    MESSAGING = "messaging"
+
+
 class Conversation(TenantScopedModel):
     class Status(models.TextChoices):
         """Who owns the conversation: the ownership state machine of apps.conversations.ownership."""
@@ -38,9 +48,7 @@ class Conversation(TenantScopedModel):
         HUMAN = "human", "With a person"
         RESOLVED = "resolved", "Resolved"
 
-    class Channel(models.TextChoices):
-        WIDGET = "widget", "Website widget"
-        CLI = "cli", "Command line"
+    Channel = Channel
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="conversations")
     # Anonymous visitors are known only by this id (inside their signed session token).
@@ -49,7 +57,13 @@ class Conversation(TenantScopedModel):
     contact = models.ForeignKey(
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
     )
-    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
+    # A registered channel name (apps.conversations.channels): where the customer writes and is answered.
+    channel = models.CharField(max_length=16, default=Channel.WIDGET)
+    # The channel's own name for this conversation (e.g. the customer's phone number for a messaging
+    # channel), unique per tenant and channel; empty for the widget, whose key is the conversation's id.
+    channel_key = models.CharField(max_length=200, blank=True, default="")
+    # Where outbound messages go on that channel (a phone number, an email address); may hold PII.
+    channel_address = models.CharField(max_length=254, blank=True, default="")
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.ASSISTANT)
     # The one agent who owns it while `status` is human (a database constraint keeps the two in step).
     agent = models.ForeignKey(
@@ -77,6 +91,11 @@ class Conversation(TenantScopedModel):
             models.Index(fields=["tenant", "status"], name="conv_tenant_status_idx"),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "channel_key"],
+                condition=~models.Q(channel_key=""),
+                name="uniq_conversation_channel_key",
+            ),
             models.CheckConstraint(
                 condition=models.Q(status="human", agent__isnull=False)
                 | (~models.Q(status="human") & models.Q(agent__isnull=True)),
@@ -94,10 +113,6 @@ class Message(BaseModel):
         ASSISTANT = "assistant", "Assistant"
         AGENT = "agent", "Agent"
 
-    class Via(models.TextChoices):
-        CHAT = "chat", "Chat"
-        EMAIL = "email", "Email"
-
     class Status(models.TextChoices):
         STREAMING = "streaming", "Being written"
         COMPLETE = "complete", "Complete"
@@ -112,10 +127,14 @@ class Message(BaseModel):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    via = models.CharField(max_length=8, choices=Via.choices, default=Via.CHAT)
+    # The channel the message came in or went out by (a registered channel name, like Conversation.channel:
+    # a widget conversation's customer may also reply by email).
+    via = models.CharField(max_length=16, default=Channel.WIDGET)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     # The customer's idempotency key: a message re-sent after a reconnect is stored once (CONTRACTS I1).
     client_msg_id = models.CharField(max_length=64, blank=True, default="")
+    # The provider's id of an inbound message of a non-widget channel: stored once per tenant and channel.
+    external_id = models.CharField(max_length=200, blank=True, default="")
     turn = models.PositiveIntegerField()
     # What the author wrote. For customers it may hold PII: shown to the customer and to staff with the
     # pii_viewer role, never logged, never put in a prompt.
@@ -144,6 +163,11 @@ class Message(BaseModel):
                 condition=~models.Q(client_msg_id=""),
                 name="uniq_message_client_msg_id",
             ),
+            models.UniqueConstraint(
+                fields=["tenant", "via", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="uniq_message_channel_external_id",
+            ),
             models.CheckConstraint(
                 condition=models.Q(role__in=["customer", "assistant", "agent"]), name="message_role_valid"
             ),
@@ -159,6 +183,56 @@ class Message(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.id}"
+
+
+class Delivery(BaseModel):
+    """One outbound message on one channel (docs/architecture/channels.md): created with the message, in
+    its transaction, and sent by a Celery worker after commit, with bounded retries. The unique pair
+    (message, channel) and the row lock the worker takes make each message go out at most once.
+    Streaming channels (the widget) deliver through the socket and the event log, and get no rows."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey("Message", on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # One sentence for staff (never the message text or the customer's address).
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    provider_message_id = models.CharField(max_length=200, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "channel"], name="uniq_delivery_message_channel"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "sent", "delivered", "failed"]),
+                name="delivery_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "channel", "provider_message_id"],
+                condition=~models.Q(provider_message_id=""),
+                name="delivery_provider_id_idx",
+            ),
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=models.Q(status="queued"),
+                name="delivery_queued_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} delivery of {self.message_id}: {self.status}"
 
 
 class ConversationEvent(BaseModel):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import Tenant
 from apps.conversations.identity import SessionClaims, SessionRevoked, verified_claims_current
-from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.conversations.models import Channel, Conversation, ConversationEvent, Message
 from apps.core.errors import Conflict, NotFound
+from apps.core.event_types import stored_event_payload
 from apps.knowledge.models import Chunk
 
 EVENT_PAGE = 500
@@ -39,8 +41,8 @@ def message_render(message: Message, *, original: bool = True) -> dict[str, Any]
     }
     if message.role == Message.Role.CUSTOMER:
         body["client_msg_id"] = message.client_msg_id
-        if message.via == Message.Via.EMAIL:
-            body["via"] = "email"
+        if message.via and message.via != Channel.WIDGET:
+            body["via"] = message.via  # the channel it came by: email, messaging…
     elif message.role == Message.Role.AGENT:
         body.update(status=message.status, author=agent_display_name(message.author))
     else:
@@ -61,7 +63,7 @@ def event_render(event: ConversationEvent, *, original: bool = True) -> dict[str
     elif message is not None:
         payload["message"] = message_render(message, original=original)
     payload.update(event.data)
-    return payload
+    return stored_event_payload(payload, strict=settings.EVENTS_STRICT)
 
 
 def events_after(*, tenant: Tenant, conversation_id: uuid.UUID, after: int) -> list[ConversationEvent]:

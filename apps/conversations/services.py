@@ -8,7 +8,6 @@ may fail without losing anything: clients resume from the database.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from django.utils import timezone
 from apps.accounts.models import Contact, Tenant
 from apps.audit import metrics
 from apps.conversations import hooks
+from apps.conversations.channels import ChannelSender, channel_get, delivery_queue
 from apps.conversations.events import event_append
 from apps.conversations.identity import SessionClaims, SessionRevoked, verified_claims_current
 from apps.conversations.locks import (
@@ -32,6 +32,7 @@ from apps.conversations.locks import (
 )
 from apps.conversations.models import (
     AssistantTrace,
+    Channel,
     Conversation,
     ConversationEvent,
     ConversationRating,
@@ -47,6 +48,7 @@ from apps.conversations.sessions import session_resume
 from apps.conversations.sessions import widget_session_open as widget_session_open
 from apps.conversations.snapshots import snapshot_discard_on_commit
 from apps.core.errors import BadRequest, Conflict, MessageTooLong, NotFound, RateLimited
+from apps.core.event_types import ConversationActivity
 from apps.core.realtime import StaffStream, staff_publish
 from apps.core.redis import state_key, state_redis
 from apps.guardrails.pii import PIIFinding, RedactedText, pii_redact, pii_redact_with_findings
@@ -60,8 +62,9 @@ FINISHED = (Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.
 
 
 def conversation_start(
-    *, tenant: Tenant, contact: Contact | None = None, channel: str = Conversation.Channel.CLI
+    *, tenant: Tenant, contact: Contact | None = None, channel: str = Channel.CLI
 ) -> Conversation:
+    channel_get(channel)  # a registered channel name, or BadRequest
     return Conversation.objects.create(tenant=tenant, contact=contact, channel=channel)
 
 
@@ -103,6 +106,8 @@ class Receipt:
     created: bool  # False: this client_msg_id was stored before, nothing new happened
     # Who owns the conversation once the message is stored: the assistant answers only if it does.
     owner: str = Conversation.Status.ASSISTANT
+    # A worker will answer (a channel that does not stream); streaming channels answer in their process.
+    answer_queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,80 +137,40 @@ def message_receive(
     client_msg_id: str,
     text: str | None = None,
     prepared: PreparedText | None = None,
-    via: str = Message.Via.CHAT,
-    from_widget: bool = True,
 ) -> Receipt:
-    """Stores a customer's message once (idempotent on client_msg_id) and starts a new turn. Give `text`,
-    or `prepared` from `message_prepare`."""
-    if prepared is None:
-        duplicate = _receipt_existing(
-            tenant=tenant, claims=claims, client_msg_id=client_msg_id, from_widget=from_widget
-        )
-        if duplicate is not None:
-            return duplicate
-        prepared = message_prepare(text=text or "")
-    body, redacted, findings = prepared.body, prepared.redacted, prepared.findings
-    with transaction.atomic():
-        conversation = _conversation_lock(tenant=tenant, claims=claims, from_widget=from_widget)
-        duplicate = _receipt_existing(
-            tenant=tenant, claims=claims, client_msg_id=client_msg_id, from_widget=from_widget
-        )
-        if duplicate is not None:
-            return duplicate
-        if conversation.status == Conversation.Status.RESOLVED:
-            # Writing again after a resolution starts a clean assistant episode.
-            transition_locked(conversation, to=Conversation.Status.ASSISTANT, event="conversation.reopened")
-        conversation.turn += 1
-        conversation.last_message_at = timezone.now()
-        message = Message.objects.create(
-            tenant=tenant,
-            conversation=conversation,
-            role=Message.Role.CUSTOMER,
-            client_msg_id=client_msg_id,
-            turn=conversation.turn,
-            text=body,
-            text_redacted=str(redacted),
-            pii_types=sorted({f.entity_type for f in findings}),
-            via=via,
-        )
-        event = event_append(conversation, "message.created", message=message)
-        turn = conversation.turn
-        transaction.on_commit(lambda: _turn_mark(conversation, turn))
-        if conversation.status != Conversation.Status.ASSISTANT:
-            _staff_activity(conversation, event)
-    return Receipt(message=message, seq=event.seq, created=True, owner=conversation.status)
+    """The widget's message: stored once (idempotent on client_msg_id) through the one inbound entry point
+    (apps.conversations.channels.inbound), which starts a new turn. Give `text`, or `prepared` from
+    `message_prepare`. The consumer runs the answer itself: the widget streams."""
+    from apps.conversations.channels.inbound import channel_message_receive
+
+    return channel_message_receive(
+        tenant=tenant,
+        channel=Channel.WIDGET,
+        sender=ChannelSender(
+            address=str(claims.visitor_id),
+            contact_id=claims.contact_id,
+            visitor_id=claims.visitor_id,
+            claims=claims,
+        ),
+        conversation_key=str(claims.conversation_id),
+        external_id=client_msg_id,
+        text=text,
+        prepared=prepared,
+    )
 
 
 def _staff_activity(conversation: Conversation, event: ConversationEvent) -> None:
     """Tells the tenant's agents that a conversation with (or waiting for) a person has news."""
-    payload = {
-        "type": "conversation.activity",
-        "conversation_id": str(conversation.id),
-        "seq": event.seq,
-        "status": conversation.status,
-        "agent_id": conversation.agent_id,
-    }
+    payload = ConversationActivity.model_validate(
+        {
+            "conversation_id": str(conversation.id),
+            "seq": event.seq,
+            "status": conversation.status,
+            "agent_id": conversation.agent_id,
+        }
+    ).payload()
     tenant_id = conversation.tenant_id
     transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
-
-
-def _receipt_existing(
-    *, tenant: Tenant, claims: SessionClaims, client_msg_id: str, from_widget: bool = True
-) -> Receipt | None:
-    message = (
-        Message.objects.filter(
-            tenant=tenant, conversation_id=claims.conversation_id, client_msg_id=client_msg_id
-        )
-        .select_related("conversation")
-        .first()
-    )
-    if message is None:
-        return None
-    if from_widget and not session_opens(message.conversation, claims):
-        raise SessionRevoked()
-    event = ConversationEvent.objects.filter(conversation_id=message.conversation_id, message=message).first()
-    # A re-sent message starts nothing: no answer is scheduled for it again.
-    return Receipt(message=message, seq=event.seq if event else 0, created=False, owner="")
 
 
 def _turn_mark(conversation: Conversation, turn: int) -> None:
@@ -217,32 +182,38 @@ def _turn_mark(conversation: Conversation, turn: int) -> None:
 
 
 def cli_message_receive(*, conversation: Conversation, client_msg_id: str, text: str) -> Receipt:
-    """`manage.py ask`: the same storage path for a conversation driven from the command line."""
-    claims = SessionClaims(
-        conversation.tenant_id, conversation.visitor_id, conversation.id, conversation.contact_id
-    )
-    return message_receive(
-        tenant=conversation.tenant, claims=claims, client_msg_id=client_msg_id, text=text, from_widget=False
+    """`manage.py ask`: the same inbound path for a conversation driven from the command line (the command
+    runs the answer itself, streaming to the terminal)."""
+    from apps.conversations.channels.inbound import channel_message_receive
+
+    return channel_message_receive(
+        tenant=conversation.tenant,
+        channel=Channel.CLI,
+        sender=ChannelSender(address="", contact_id=conversation.contact_id),
+        conversation=conversation,
+        external_id=client_msg_id,
+        text=text,
     )
 
 
 def email_receive(*, conversation_id: uuid.UUID, text: str, email_id: str) -> Receipt:
-    """A customer's email reply (matched to its conversation by the handoff app), stored once per email."""
+    """A customer's email reply (matched to its conversation by the handoff app), stored once per email.
+    The assistant does not answer it here (`answer=False`): the caller hands the conversation to a
+    person."""
+    from apps.conversations.channels.inbound import channel_message_receive
+
     conversation = Conversation.objects.select_related("tenant").filter(id=conversation_id).first()
     if conversation is None:
         raise NotFound("There is no such conversation.")
-    claims = SessionClaims(
-        conversation.tenant_id, conversation.visitor_id, conversation.id, conversation.contact_id
-    )
-    key = "email:" + hashlib.sha256(email_id.encode("utf-8", "replace")).hexdigest()[:40]
-    text = text[: settings.WIDGET_MAX_MESSAGE_CHARS]
-    return message_receive(
+    return channel_message_receive(
         tenant=conversation.tenant,
-        claims=claims,
-        client_msg_id=key,
-        text=text,
-        via=Message.Via.EMAIL,
-        from_widget=False,
+        channel=Channel.EMAIL,
+        # The handoff app matched the reply token and checked the From address against this one.
+        sender=ChannelSender(address=conversation.contact_email, contact_id=conversation.contact_id),
+        conversation=conversation,
+        external_id=email_id,
+        text=text[: settings.WIDGET_MAX_MESSAGE_CHARS],
+        answer=False,
     )
 
 
@@ -421,6 +392,7 @@ def reply_start(
             conversation=conversation,
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
+            via=conversation.channel,
             turn=turn,
             heartbeat_at=timezone.now(),
         )
@@ -491,6 +463,9 @@ def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
         if status in (Message.Status.INTERRUPTED, Message.Status.FAILED):
             data = {"code": outcome.error_code or "interrupted", "retryable": True}
         event_append(conversation, EVENT_FOR_STATUS[Message.Status(status)], message=current, data=data)
+        if status == Message.Status.COMPLETE and current.text:
+            # A channel that does not stream gets the final answer as one message, after commit.
+            delivery_queue(message=current, conversation=conversation)
         snapshot_discard_on_commit(
             tenant_id=current.tenant_id, conversation_id=current.conversation_id, message_id=current.id
         )

@@ -21,6 +21,11 @@ urlpatterns = [
         apis.ConversationDetailApi.as_view(),
         name="api-conversation",
     ),
+    path(
+        f"{staff}/conversations/<uuid:conversation_id>/deliveries/",
+        apis.ConversationDeliveriesApi.as_view(),
+        name="api-conversation-deliveries",
+    ),
     path("widget.js", views.widget_script, name="widget-script"),
     path("demo/", views.demo_host, name="widget-demo"),
 ]

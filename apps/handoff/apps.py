@@ -12,3 +12,7 @@ class HandoffConfig(AppConfig):
         hooks.ownership_listener_add(listeners.on_transition)
         hooks.email_listener_add(listeners.on_email_left)
         hooks.rule_check_add(listeners.rule_check)
+
+        from apps.handoff.channel import email_channel_register
+
+        email_channel_register()

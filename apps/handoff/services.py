@@ -22,9 +22,11 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.accounts.models import Membership, Role, Tenant, User
+from apps.conversations.channels import delivery_queue
 from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason, Message
 from apps.conversations.ownership import HandoffTrigger, conversation_lock, transition_locked
+from apps.core import event_types
 from apps.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.pii import pii_redact
@@ -274,13 +276,16 @@ def agent_reply(
             turn=conversation.turn,
             text=body,
             text_redacted=str(redacted),
+            via=conversation.channel,
         )
         event = event_append(conversation, "agent.message", message=message)
+        # A channel that does not stream (email, messaging) sends it after commit (channels.md, "Outbound").
+        delivery = delivery_queue(message=message, conversation=conversation)
         Handoff.objects.filter(
             conversation=conversation, status=Handoff.Status.CLAIMED, first_reply_at__isnull=True
         ).update(first_reply_at=timezone.now())
         ticket = Ticket.objects.filter(conversation=conversation).exclude(status=Ticket.Status.CLOSED).first()
-        if ticket is not None:
+        if ticket is not None and delivery is None:
             message_id = message.id
             transaction.on_commit(lambda: _email_enqueue(message_id))
     return AgentReply(message=message, seq=event.seq, created=True)
@@ -307,7 +312,9 @@ def note_add(*, tenant: Tenant, conversation_id: uuid.UUID | str, author: User, 
         note = Note.objects.create(tenant=tenant, conversation=conversation, author=author, text=body)
         from apps.handoff.selectors import note_render
 
-        payload = {"type": "note.added", "conversation_id": str(conversation.id), "note": note_render(note)}
+        note_view = event_types.Note.model_validate(note_render(note))
+        added = event_types.NoteAdded(conversation_id=str(conversation.id), note=note_view)
+        payload = added.payload()
         transaction.on_commit(lambda: staff_publish(tenant.id, payload, stream=StaffStream.AGENT))
     return note
 
@@ -364,7 +371,8 @@ def presence_set(
 
 
 def _presence_publish(tenant: Tenant, user: User, presence: Presence) -> None:
-    payload = {"type": "presence.changed", "user_id": user.id, "status": presence.status}
+    changed = event_types.PresenceChanged.model_validate({"user_id": user.id, "status": presence.status})
+    payload = changed.payload()
     transaction.on_commit(lambda: staff_publish(tenant.id, payload, stream=StaffStream.AGENT))
 
 
