@@ -24,6 +24,8 @@ class TenantOutput(serializers.Serializer[Tenant]):
     daily_token_budget = serializers.IntegerField()
     answer_style = serializers.CharField()
     handoff_topics = serializers.ListField(child=serializers.CharField())
+    support_email = serializers.CharField()
+    email_assistant_enabled = serializers.BooleanField()
 
     def get_allowed_origins(self, tenant: Tenant) -> list[str]:
         return selectors.tenant_origins(tenant=tenant)
@@ -39,6 +41,8 @@ class TenantUpdateInput(serializers.Serializer[Any]):
     daily_token_budget = serializers.IntegerField(required=False, min_value=0)
     answer_style = serializers.ChoiceField(choices=AnswerStyle.choices, required=False)
     handoff_topics = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+    support_email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    email_assistant_enabled = serializers.BooleanField(required=False)
 
     def validate_handoff_topics(self, value: list[str]) -> list[str]:
         # Checked here, before any setting is saved, so a bad request changes nothing.
@@ -92,6 +96,11 @@ class TenantDetailApi(APIView):
             tenant=tenant,
             answer_style=data.validated_data.get("answer_style"),
             handoff_topics=data.validated_data.get("handoff_topics"),
+        )
+        services.tenant_email_configure(
+            tenant=tenant,
+            support_email=data.validated_data.get("support_email"),
+            email_assistant_enabled=data.validated_data.get("email_assistant_enabled"),
         )
         return Response(TenantOutput(tenant, context={"roles": {tenant.id: roles}}).data)
 

@@ -79,10 +79,20 @@ class Tenant(BaseModel):
     knowledge_epoch = models.PositiveBigIntegerField(default=1, editable=False)
     # The keys of the sensitive topics that hand a turn to a person before the assistant answers it.
     handoff_topics = ArrayField(models.CharField(max_length=32), default=default_handoff_topics, blank=True)
+    # The company's support address (the inbound provider forwards mail to it here) and whether mail to it
+    # from an unknown thread starts a conversation the assistant answers (docs/architecture/channels.md,
+    # "Email"). Off: only replies to a ticket's reply address are taken, and a person answers them.
+    support_email = models.EmailField(blank=True)
+    email_assistant_enabled = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.UniqueConstraint(
+                Lower("support_email"),
+                condition=~models.Q(support_email=""),
+                name="uniq_tenant_support_email",
+            ),
             models.CheckConstraint(
                 condition=models.Q(abstain_threshold__isnull=True)
                 | models.Q(abstain_threshold__gte=0, abstain_threshold__lte=1),

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -229,6 +231,38 @@ def tenant_answers_configure(
         fields.append("handoff_topics")
     if fields:
         tenant.save(update_fields=[*fields, "updated_at"])
+    return tenant
+
+
+def tenant_email_configure(
+    *, tenant: Tenant, support_email: str | None = None, email_assistant_enabled: bool | None = None
+) -> Tenant:
+    """The company's support address (mail the inbound provider forwards for it) and whether the
+    assistant answers mail to it (docs/architecture/channels.md, "Email"). None leaves a setting as it is;
+    the assistant cannot be switched on without an address."""
+    fields = []
+    if support_email is not None:
+        address = support_email.strip().lower()
+        if address:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise BadRequest("That doesn't look like an email address.") from None
+            if Tenant.objects.exclude(id=tenant.id).filter(support_email__iexact=address).exists():
+                raise Conflict("Another company already receives email at that address.")
+        tenant.support_email = address
+        fields.append("support_email")
+    if email_assistant_enabled is not None:
+        tenant.email_assistant_enabled = email_assistant_enabled
+        fields.append("email_assistant_enabled")
+    if tenant.email_assistant_enabled and not tenant.support_email:
+        raise BadRequest("Set the support address before letting the assistant answer email.")
+    if fields:
+        try:
+            with transaction.atomic():
+                tenant.save(update_fields=[*fields, "updated_at"])
+        except IntegrityError:
+            raise Conflict("Another company already receives email at that address.") from None
     return tenant
 
 

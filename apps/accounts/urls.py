@@ -13,6 +13,7 @@ urlpatterns = [
     path("staff/<slug:slug>/secret/rotate/", views.tenant_secret_rotate, name="tenant-secret-rotate"),
     path("staff/<slug:slug>/assistant/", views.tenant_assistant, name="tenant-assistant"),
     path("staff/<slug:slug>/answers/", views.tenant_answers, name="tenant-answers"),
+    path("staff/<slug:slug>/email/", views.tenant_email, name="tenant-email"),
     path("api/v1/tenants/", apis.TenantListApi.as_view(), name="api-tenants"),
     path("api/v1/tenants/<slug:slug>/", apis.TenantDetailApi.as_view(), name="api-tenant"),
     path("api/v1/tenants/<slug:slug>/members/", apis.TenantMembersApi.as_view(), name="api-tenant-members"),

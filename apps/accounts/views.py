@@ -144,3 +144,22 @@ def tenant_answers(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.success(request, "How the assistant answers is saved.")
     return redirect("tenant-settings", slug=tenant.slug)
+
+
+@login_required
+@require_POST
+def tenant_email(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
+    try:
+        services.tenant_email_configure(
+            tenant=tenant,
+            support_email=request.POST.get("support_email", ""),
+            # An unticked box is not sent: the form always sends the address, so absent means off.
+            email_assistant_enabled=request.POST.get("email_assistant_enabled") == "on",
+        )
+    except HelpdeskError as exc:
+        tenant.refresh_from_db(fields=["support_email", "email_assistant_enabled"])
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Email settings are saved.")
+    return redirect("tenant-settings", slug=tenant.slug)

@@ -50,6 +50,12 @@ ERROR_CODES = frozenset(
         "temporarily_unavailable",
         "interrupted",
         "conflict",
+        # Voice uploads refused (apps/voice/errors.py).
+        "voice_too_large",
+        "voice_too_long",
+        "voice_format",
+        "voice_empty",
+        "voice_disabled",
     }
 )
 OTHER = "other"

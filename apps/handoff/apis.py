@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from apps.accounts.models import Role, Tenant, User
 from apps.accounts.selectors import access_tenant
 from apps.conversations.tool_selectors import conversation_tool_runs
 from apps.core.errors import BadRequest, Forbidden, Unauthorized
-from apps.handoff import email_path, selectors, services
+from apps.handoff import contact_timeline, email_path, selectors, services
 from apps.handoff.availability import agent_loads, settings_for
 from apps.handoff.models import HandoffRule, Presence, Team, Ticket
 
@@ -207,6 +208,7 @@ class TimelineApi(APIView):
                     "agent": selectors.staff_name(conversation.agent),
                     "episode": conversation.episode,
                     "contact": {
+                        "id": str(contact.id),
                         "external_id": contact.external_id,
                         "name": contact.name,
                         "tier": contact.tier,
@@ -221,6 +223,27 @@ class TimelineApi(APIView):
                 "tool_runs": conversation_tool_runs(tenant=tenant, conversation_id=conversation.id),
                 "showing_original_text": original,
                 "last_seq": conversation.last_seq,
+            }
+        )
+
+
+class ContactTimelineApi(APIView):
+    @extend_schema(
+        responses={200: inline_serializer("ContactTimeline", {"items": serializers.ListField()})},
+        description="One verified customer across channels: the messages of all their conversations (widget, "
+        "email, messaging) by time, each with its channel. Customer words redacted unless the reader holds "
+        "pii_viewer or admin.",
+    )
+    def get(self, request: Request, slug: str, contact_id: uuid.UUID) -> Response:
+        tenant, roles = _access(request, slug, AGENTS)
+        original = bool(roles & {Role.ADMIN, Role.PII_VIEWER})
+        contact = contact_timeline.access_contact(tenant=tenant, contact_id=contact_id)
+        entries = contact_timeline.contact_timeline(tenant=tenant, contact=contact, original=original)
+        return Response(
+            {
+                "contact": {"id": str(contact.id), "external_id": contact.external_id, "name": contact.name},
+                "items": [asdict(entry) for entry in entries],
+                "showing_original_text": original,
             }
         )
 
@@ -540,10 +563,20 @@ class InboundEmailInput(serializers.Serializer[Any]):
     sender = serializers.CharField(max_length=500)
     text = serializers.CharField(max_length=200_000)
     message_id = serializers.CharField(max_length=500)
+    # Optional: threading, loop protection and the provider's sender checks (docs/architecture/channels.md).
+    subject = serializers.CharField(max_length=998, required=False, allow_blank=True, default="")
+    in_reply_to = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    references = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="")
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=2000, allow_blank=True), required=False, default=dict
+    )
+    spf = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    dkim = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
 
 
 class InboundEmailApi(APIView):
-    """Your mail provider's inbound webhook: a customer's reply to one of our emails."""
+    """Your mail provider's inbound webhook: a customer's reply to one of our emails, or mail to a
+    company's support address that the assistant answers."""
 
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
@@ -551,9 +584,16 @@ class InboundEmailApi(APIView):
 
     @extend_schema(
         request=InboundEmailInput,
-        responses={202: inline_serializer("InboundEmail", {"message_id": serializers.UUIDField()})},
-        description="Bearer INBOUND_EMAIL_SECRET. Matches reply+<token>@ to its conversation; only from the "
-        "address the customer left.",
+        responses={
+            202: inline_serializer(
+                "InboundEmail",
+                {"message_id": serializers.UUIDField(allow_null=True), "ignored": serializers.CharField()},
+            )
+        },
+        description="Bearer INBOUND_EMAIL_SECRET. Matches reply+<token>@ to its conversation (only from the "
+        "address the customer left), or a company's support address to an email thread the assistant "
+        "answers. Automatic mail (Auto-Submitted, Precedence bulk/list/auto_reply, our own) is ignored: "
+        "message_id null.",
     )
     def post(self, request: Request) -> Response:
         secret = settings.INBOUND_EMAIL_SECRET
@@ -563,6 +603,17 @@ class InboundEmailApi(APIView):
             raise Unauthorized("A valid inbound email secret is required.")
         data = _input(InboundEmailInput, request)
         message = email_path.inbound_email_receive(
-            recipient=data["recipient"], sender=data["sender"], text=data["text"], email_id=data["message_id"]
+            recipient=data["recipient"],
+            sender=data["sender"],
+            text=data["text"],
+            email_id=data["message_id"],
+            subject=data["subject"],
+            in_reply_to=data["in_reply_to"],
+            references=data["references"],
+            headers=data["headers"],
+            spf=data["spf"],
+            dkim=data["dkim"],
         )
+        if message is None:
+            return Response({"message_id": None, "ignored": "automatic email"}, status=202)
         return Response({"message_id": str(message.id)}, status=202)

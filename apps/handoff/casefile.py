@@ -27,6 +27,7 @@ from apps.audit import metrics
 from apps.conversations.models import AssistantTrace, HandoffReason, Message
 from apps.conversations.prompting import quoted
 from apps.core.errors import NotFound
+from apps.core.event_types import CaseFileReady
 from apps.core.realtime import StaffStream, staff_publish
 from apps.guardrails.input_checks import neutralize_untrusted
 from apps.guardrails.pii import RedactedText
@@ -116,12 +117,13 @@ def case_file_build(*, handoff_id: uuid.UUID | str) -> Handoff:
     handoff.case_file, handoff.case_file_status, handoff.case_file_ready_at = case_file, status, ready_at
     handoff.save(update_fields=["case_file", "case_file_status", "case_file_ready_at", "updated_at"])
     tenant_id = handoff.tenant_id
-    payload = {
-        "type": "case_file.ready",
-        "handoff_id": str(handoff.id),
-        "conversation_id": str(handoff.conversation_id),
-        "status": str(status),  # failed too: the console stops waiting and offers a rebuild
-    }
+    payload = CaseFileReady.model_validate(
+        {
+            "handoff_id": str(handoff.id),
+            "conversation_id": str(handoff.conversation_id),
+            "status": str(status),  # failed too: the console stops waiting and offers a rebuild
+        }
+    ).payload()
     transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
     if ready_at is not None:
         waited = (ready_at - handoff.created_at).total_seconds()
@@ -195,6 +197,11 @@ def _assemble(handoff: Handoff) -> tuple[dict[str, Any], str]:
         "suggested_reply": reply or _template(handoff),
         "suggested_reply_source": reply_source,
         "messages": len(messages),
+        # Where each message of the episode was written or sent: one customer may mix channels.
+        "channels": [
+            {"message_id": str(m.id), "role": m.role, "channel": m.via, "at": m.created_at.isoformat()}
+            for m in messages
+        ],
         "transcript_url": f"/staff/{handoff.tenant.slug}/console/?conversation={conversation.id}",
         "built_at": timezone.now().isoformat(),
     }

@@ -239,3 +239,44 @@ class SentEmail(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"email of {self.message_id}"
+
+
+class EmailThread(TenantScopedModel):
+    """A conversation started by an email to the company's support address: the one customer address it
+    answers, and the subject its replies carry (docs/architecture/channels.md, "Email")."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="email_thread")
+    address = models.EmailField()
+    subject = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"email thread of {self.conversation_id}"
+
+
+class EmailThreadMessage(TenantScopedModel):
+    """One email of a thread, by its RFC 5322 Message-ID: the customer's (found again by a reply's
+    In-Reply-To/References, and stored once however often the provider delivers it) or ours (sent once)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(EmailThread, on_delete=models.CASCADE, related_name="emails")
+    # Without the angle brackets.
+    rfc_message_id = models.CharField(max_length=500)
+    inbound = models.BooleanField()
+    # Ours: the conversation message it carries (one email per message); theirs: the message it became.
+    message_id = models.UUIDField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "rfc_message_id"], name="uniq_email_thread_rfc_id"),
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=models.Q(inbound=False),
+                name="uniq_email_thread_outbound_message",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"<{self.rfc_message_id}>"

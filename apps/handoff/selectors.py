@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -14,6 +15,8 @@ from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import agent_display_name, message_render
 from apps.conversations.services import email_masked
 from apps.core.errors import NotFound
+from apps.core.event_types import Note as NoteView
+from apps.core.event_types import timeline_item_payload
 from apps.handoff.models import CannedResponse, Handoff, Note, Ticket
 
 
@@ -154,7 +157,7 @@ def staff_timeline(*, conversation: Conversation, roles: set[str], after: int = 
         for note in Note.objects.filter(conversation=conversation).select_related("author"):
             items.append(note_render(note))
         items.sort(key=lambda item: item["at"])
-    return items
+    return [timeline_item_payload(item, strict=settings.EVENTS_STRICT) for item in items]
 
 
 def staff_message_render(message: Message, *, original: bool) -> dict[str, Any]:
@@ -169,13 +172,9 @@ def staff_message_render(message: Message, *, original: bool) -> dict[str, Any]:
 
 
 def note_render(note: Note) -> dict[str, Any]:
-    return {
-        "type": "note",
-        "id": str(note.id),
-        "at": note.created_at.isoformat(),
-        "author": staff_name(note.author),
-        "text": note.text,
-    }
+    return NoteView(
+        id=str(note.id), at=note.created_at.isoformat(), author=staff_name(note.author), text=note.text
+    ).payload()
 
 
 def canned_responses(*, tenant: Tenant) -> QuerySet[CannedResponse]:

@@ -23,6 +23,11 @@ urlpatterns = [
         name="api-conversation-timeline",
     ),
     path(
+        f"{staff}/contacts/<uuid:contact_id>/timeline/",
+        apis.ContactTimelineApi.as_view(),
+        name="api-contact-timeline",
+    ),
+    path(
         f"{staff}/conversations/<uuid:conversation_id>/take-over/",
         apis.TakeOverApi.as_view(),
         name="api-conversation-take-over",

@@ -42,6 +42,8 @@ def _tenant_json(staff, roles: list[str], origins: list[str], name: str | None =
         "daily_token_budget": staff.tenant.daily_token_budget,
         "answer_style": staff.tenant.answer_style,
         "handoff_topics": staff.tenant.handoff_topics,
+        "support_email": staff.tenant.support_email,
+        "email_assistant_enabled": staff.tenant.email_assistant_enabled,
     }
 
 
@@ -365,6 +367,7 @@ def test_openapi_schema_describes_the_tenant_api(api_anonymous) -> None:
                 "handoff-rules",
                 "teams",
                 "reports",
+                "contacts",
             )
         )
     }

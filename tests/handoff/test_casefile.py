@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.conversations import services
 from apps.conversations.assistant import ABSTAIN_TEXT
-from apps.conversations.models import AssistantTrace
+from apps.conversations.models import AssistantTrace, Message
 from apps.conversations.ownership import HandoffTrigger, conversation_handoff
 from apps.core.realtime import StaffStream, staff_group
 from apps.handoff import casefile, listeners
@@ -79,6 +79,16 @@ def _stamped(case_file: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(build_ms, float)
     assert 0 < build_ms < 5000
     return rest
+
+
+def _channels(conversation: Any) -> list[dict[str, str]]:
+    """The case file's channel of each message (these conversations are the command line's; the email
+    channel's are in test_email_channels.py)."""
+    rows = Message.objects.filter(conversation=conversation).order_by("created_at")
+    return [
+        {"message_id": str(m.id), "role": m.role, "channel": m.via, "at": m.created_at.isoformat()}
+        for m in rows
+    ]
 
 
 def _expected(story: Story, **changes: Any) -> dict[str, Any]:
@@ -151,6 +161,7 @@ def _expected(story: Story, **changes: Any) -> dict[str, Any]:
         ),
         "suggested_reply_source": "model",
         "messages": 4,
+        "channels": _channels(story.conversation),
         "transcript_url": f"/staff/{story.tenant.slug}/console/?conversation={story.conversation.id}",
     }
     expected.update(changes)
@@ -339,6 +350,7 @@ def test_an_anonymous_visitor_who_only_asked_for_a_person(
         "suggested_reply": "Hi, thanks for waiting. I've read your conversation and I'm on it.",
         "suggested_reply_source": "template",
         "messages": 1,
+        "channels": _channels(conversation),
         "transcript_url": f"/staff/{kb_tenant.slug}/console/?conversation={conversation.id}",
     }
     assert len(case_file["goal"]) == 160

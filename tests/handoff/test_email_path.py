@@ -204,6 +204,7 @@ def test_the_customers_email_reply_joins_the_conversation_and_goes_to_a_person(d
         email_id="<abc@mail.example.com>",
     )
 
+    assert message is not None
     assert (message.role, message.via, message.text) == (
         "customer",
         "email",
@@ -235,6 +236,7 @@ def test_the_customers_email_reply_joins_the_conversation_and_goes_to_a_person(d
         text=REPLY,
         email_id="<abc@mail.example.com>",
     )
+    assert again is not None
     assert again.id == message.id
     assert _state(chat) == before
 

@@ -21,6 +21,7 @@ HANDOFF_PATHS = {
     f"{T}/handoffs/{{handoff_id}}/claim/": {"post"},
     f"{T}/handoffs/{{handoff_id}}/case-file/": {"post"},
     f"{T}/conversations/{{conversation_id}}/timeline/": {"get"},
+    f"{T}/contacts/{{contact_id}}/timeline/": {"get"},
     f"{T}/conversations/{{conversation_id}}/take-over/": {"post"},
     f"{T}/conversations/{{conversation_id}}/transfer/": {"post"},
     f"{T}/conversations/{{conversation_id}}/hand-back/": {"post"},
