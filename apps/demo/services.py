@@ -17,6 +17,7 @@ from apps.handoff.models import HandoffSettings
 from apps.knowledge import ingestion
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, VersionStatus
+from apps.messaging import demo_phone
 from apps.telco.services import demo_telco_load
 from apps.tools import services as tools
 from apps.tools.models import AdapterKind, Approval, TenantTool
@@ -72,10 +73,19 @@ def demo_load(*, origins: list[str]) -> DemoResult:
         result = _demo_people_load(origins=origins, password=password, reset_passwords=False)
     demo_tools_load(tenant=result.tenant)
     demo_handoff_load(tenant=result.tenant)
+    demo_messaging_load(tenant=result.tenant, origins=origins)
     published = demo_knowledge_load(tenant=result.tenant)
     return DemoResult(
         tenant=result.tenant, created=result.created, logins=result.logins, documents_published=published
     )
+
+
+def demo_messaging_load(*, tenant: Tenant, origins: list[str]) -> None:
+    """An SMS channel whose provider is this server's demo phone (/demo/phone/): texts written there reach
+    the desk by the signed webhook path, and the answers go back through the provider API."""
+    local = ("http://127.0.0.1", "http://localhost")
+    site = next((origin for origin in origins if origin.startswith(local)), "")
+    demo_phone.demo_channel_load(tenant=tenant, site_url=site or "http://127.0.0.1:8000")
 
 
 # Reads run at once; a plan change waits for an agent; a ticket is confirmed by the customer in the widget.
