@@ -251,14 +251,18 @@ class Supervisor:
             )
         )
         say(f"demo company {demo['tenant']!r} {'loaded' if demo['created'] else 'already loaded'}")
-        say("starting the Celery workers (background work; tools and handoff case files)")
+        say("starting the Celery workers (background work; tools and handoff case files; voice)")
         # Two workers: a long ingestion never holds up "where is my order?", whose answer waits for it.
+        # A third transcribes voice messages, so a recording never waits behind either (apps/voice).
         for name, queue, hostname in (
             ("celery", "celery", "helpdesk"),
             ("celery-tools", "tools,handoff", "tools"),
+            ("celery-voice", "voice", "voice"),
         ):
             argv = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--loglevel", "INFO"]
-            argv += ["--queues", queue, "--concurrency", "2", "--hostname", f"{hostname}@%h"]
+            # One voice process: the Whisper model already uses both cores for one clip.
+            concurrency = "1" if queue == "voice" else "2"
+            argv += ["--queues", queue, "--concurrency", concurrency, "--hostname", f"{hostname}@%h"]
             worker = Child(name, argv, log_path=log / f"{name}.log", env=env, cwd=BASE_DIR, stop_timeout=30)
             self._spawn(worker, log_says(worker, " ready."), 120)
         say(f"starting Daphne on {self.web_url}")

@@ -1,0 +1,25 @@
+from typing import Any
+
+from django.apps import AppConfig
+
+
+class VoiceConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "apps.voice"
+    verbose_name = "Voice messages"
+
+    def ready(self) -> None:
+        from celery.signals import worker_process_init
+
+        worker_process_init.connect(_warm_up_voice_worker, weak=False)
+
+
+def _warm_up_voice_worker(**kwargs: Any) -> None:
+    """A worker process of the `voice` queue loads Whisper and redaction as it starts, not when the first
+    customer speaks (the first clip otherwise waited 25-40 s on 2 cores)."""
+    from helpdesk.celery import app
+
+    if "voice" in set(getattr(app.amqp.queues, "consume_from", None) or ()):
+        from apps.voice.engine import engine_warm_up
+
+        engine_warm_up()
