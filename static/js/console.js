@@ -114,6 +114,9 @@
     noteForm: $("[data-note-form]"),
     note: $("[data-note]"),
     caseBody: $("[data-case-body]"),
+    contactBox: $("[data-contact-box]"),
+    contactLoad: $("[data-contact-load]"),
+    contactTimeline: $("[data-contact-timeline]"),
   };
   var REPLY_HINT = ui.replyHint.textContent;
 
@@ -331,7 +334,8 @@
 
   function inboxItem(row, section) {
     var reason = row.reason_label || reasonLabel(row.reason);
-    var lines = [el("span", { className: "item-who", text: row.customer || "Anonymous visitor" })];
+    var channel = channelBadges[row.conversation_id];
+    var lines = [el("span", { className: "item-who", text: channelWho(row.customer, channel) })];
     var meta = el("span", { className: "item-meta" });
     meta.appendChild(el("span", { className: "item-reason", text: reason }));
     if (row.detail) meta.appendChild(el("span", { className: "item-detail", text: " (" + row.detail + ")" }));
@@ -350,6 +354,7 @@
     if (row.offline) badges.appendChild(badge(row.ticket ? "Offline · ticket #" + row.ticket : "Offline", "offline"));
     if (section === "others" && row.agent) badges.appendChild(badge("With " + row.agent, "agent"));
     if (row.verified) badges.appendChild(badge("Verified", "verified"));
+    if (channel) badges.appendChild(badge(channel.label, "channel"));
     lines.push(badges);
     var button = el("button", {
       type: "button",
@@ -385,6 +390,67 @@
     fillList("waiting", queue.waiting, function (row) { return inboxItem(row, "waiting"); });
     fillList("mine", queue.mine, function (row) { return inboxItem(row, "mine"); });
     fillList("others", queue.others, function (row) { return inboxItem(row, "others"); });
+    channelBadgesLoad(queue.waiting.concat(queue.mine, queue.others).map(function (row) { return row.conversation_id; }));
+  }
+
+  // ------------------------------------------------------------------ channels (SMS / messaging)
+
+  // conversation id -> {label, address} for conversations on the messaging channel, null for the others.
+  var channelBadges = {};
+
+  function channelWho(customer, channel) {
+    if (!channel) return customer || "Anonymous visitor";
+    return !customer || customer === "Anonymous visitor" ? channel.address : customer + " · " + channel.address;
+  }
+
+  // Asks once per conversation which channel it is on; redraws what shows it when something new is known.
+  function channelBadgesLoad(ids) {
+    var unknown = ids.filter(function (id) { return id && !(id in channelBadges); });
+    if (!unknown.length) return;
+    unknown.forEach(function (id) { channelBadges[id] = null; });
+    api("GET", "messaging/conversations/?ids=" + encodeURIComponent(unknown.slice(0, 200).join(","))).then(function (data) {
+      var found = (data && data.conversations) || [];
+      found.forEach(function (row) { channelBadges[row.conversation_id] = { label: row.label, address: row.address }; });
+      if (found.length) {
+        renderQueue();
+        renderConversationState();
+        if (current && channelBadges[current.id]) deliveriesLoad();
+      }
+    }, function () {
+      unknown.forEach(function (id) { delete channelBadges[id]; });
+    });
+  }
+
+  // How the open conversation's messages went out on its channel (SMS): drawn on their bubbles.
+  function deliveriesLoad() {
+    if (!current || !channelBadges[current.id]) return;
+    var id = current.id;
+    api("GET", "conversations/" + encodeURIComponent(id) + "/deliveries/").then(function (data) {
+      if (!current || current.id !== id) return;
+      ((data && data.deliveries) || []).forEach(deliveryShow);
+    }, function () {});
+  }
+
+  function deliveryShow(delivery) {
+    if (!current || !delivery || !delivery.message_id) return;
+    current.deliveries = current.deliveries || {};
+    current.deliveries[delivery.message_id] = delivery;
+    var view = current.bubbles[delivery.message_id];
+    if (view) view.delivery(delivery);
+  }
+
+  // A message's delivery on the customer's channel, in words (sent, delivered, failed with what to do).
+  function deliveryText(delivery) {
+    if (!delivery) return "";
+    var channel = delivery.channel === "messaging" ? "SMS" : delivery.channel;
+    if (delivery.status === "delivered") return channel + ": delivered";
+    if (delivery.status === "sent") return channel + ": sent";
+    if (delivery.status === "failed") {
+      return channel + ": not delivered" + (delivery.last_error ? " (" + delivery.last_error + ")" : "") +
+        ". Retries are over: reply again, or reach the customer another way.";
+    }
+    if (delivery.attempts > 0) return channel + ": retrying" + (delivery.last_error ? " (" + delivery.last_error + ")" : "") + "…";
+    return channel + ": sending…";
   }
 
   function renderTickets() {
@@ -559,6 +625,8 @@
         drawRunLine(run.run_id);
       });
       current.showingOriginal = !!data.showing_original_text;
+      channelBadgesLoad([id]);
+      deliveriesLoad();
       if (typeof data.last_seq === "number" && data.last_seq > current.lastSeq) current.lastSeq = data.last_seq;
       current.loaded = true;
       renderConversationState();
@@ -605,13 +673,16 @@
     if (!current || !current.conversation) return;
     var conv = current.conversation;
     var handoff = current.handoff;
-    ui.convTitle.textContent = "Conversation with " + customerName(conv);
+    var channel = channelBadges[current.id];
+    ui.convTitle.textContent = "Conversation with " + channelWho(conv.contact ? customerName(conv) : "", channel) +
+      (channel ? " (" + channel.label + ")" : "");
     var parts = [ownerText(conv)];
     if (conv.status === "waiting" && handoff) parts.push((handoff.reason_label || reasonLabel(handoff.reason)) + ".");
     if (conv.contact_email) parts.push("Email: " + conv.contact_email + ".");
     if (!current.showingOriginal) parts.push("Personal details in the customer's words are hidden.");
     ui.convStatus.textContent = parts.join(" ");
     ui.convStatus.setAttribute("data-owner", conv.status);
+    renderContactBox(conv);
 
     var mineNow = conv.status === "human" && conv.agent_id === me;
     var canManage = mineNow || (conv.status === "human" && isAdmin) || conv.status === "waiting";
@@ -637,6 +708,41 @@
             : (conv.agent || "Another agent") + " has this conversation.";
     markCurrent();
   }
+
+  // ---- one verified customer across channels (docs/architecture/channels.md, "Email")
+
+  function renderContactBox(conv) {
+    var contactId = conv.contact && conv.contact.id;
+    ui.contactBox.hidden = !contactId;
+    if (ui.contactTimeline.getAttribute("data-for") !== (contactId || "")) {
+      ui.contactTimeline.textContent = "";
+      ui.contactTimeline.setAttribute("data-for", contactId || "");
+    }
+  }
+
+  ui.contactLoad.addEventListener("click", function () {
+    var conv = current && current.conversation;
+    var contactId = conv && conv.contact && conv.contact.id;
+    if (!contactId) return;
+    api("GET", "contacts/" + encodeURIComponent(contactId) + "/timeline/").then(function (data) {
+      if (!current || !current.conversation || !current.conversation.contact ||
+          current.conversation.contact.id !== contactId) return;
+      var list = ui.contactTimeline;
+      list.textContent = "";
+      list.setAttribute("data-for", contactId);
+      (data.items || []).forEach(function (item) {
+        var here = item.conversation_id === current.id;
+        list.appendChild(el("li", { className: "timeline-item", "data-channel": item.channel }, [
+          el("span", { className: "channel-badge", text: item.channel_label || item.channel }),
+          el("time", { datetime: item.at, text: " " + new Date(item.at).toLocaleString() + " " }),
+          el("strong", { text: item.author + (here ? "" : " (another conversation)") + ": " }),
+          el("span", { text: item.text }),
+        ]));
+      });
+      if (!list.children.length) list.appendChild(el("li", { text: "No messages yet." }));
+      list.focus();
+    }, showError);
+  });
 
   function show(action, visible) {
     var button = ui.actions.querySelector('[data-action="' + action + '"]');
@@ -792,10 +898,12 @@
     var text = el("p", { className: "tl-text" });
     var note = el("p", { className: "tl-notice", hidden: true });
     var at = el("time", { className: "tl-time" });
+    var sent = el("p", { className: "tl-delivery", hidden: true });
     var node = el("li", { className: "tl-msg", "data-role": role, "data-message-id": messageId }, [
       el("div", { className: "tl-head" }, [who, state, at]),
       text,
       note,
+      sent,
     ]);
     view = {
       node: node,
@@ -806,6 +914,8 @@
         var name = ROLE_LABEL[role];
         if (role === "agent") name = msg.author_full || msg.author || "Agent";
         if (role === "customer" && msg.via === "email") name += " (by email)";
+        if (role === "customer" && msg.via === "messaging") name += " (by SMS)";
+        if (current.deliveries && current.deliveries[messageId]) view.delivery(current.deliveries[messageId]);
         who.textContent = name;
         if (msg.created_at) {
           at.setAttribute("datetime", msg.created_at);
@@ -836,6 +946,11 @@
       },
       progress: function (line) {
         if (!view.final) state.textContent = line;
+      },
+      delivery: function (delivery) {
+        sent.hidden = !delivery;
+        sent.textContent = deliveryText(delivery);
+        if (delivery) sent.setAttribute("data-status", delivery.status);
       },
     };
     current.bubbles[messageId] = view;
@@ -1606,6 +1721,11 @@
         break;
       case "note.added":
         if (current && frame.conversation_id === current.id && frame.note) drawNote(frame.note);
+        break;
+      case "delivery.updated":
+        if (current && frame.conversation_id === current.id && frame.delivery) {
+          deliveryShow(Object.assign({ message_id: frame.message_id }, frame.delivery));
+        }
         break;
       case "case_file.ready":
         if (current && current.handoff && frame.handoff_id === current.handoff.id) refreshCaseFile(frame.handoff_id);
