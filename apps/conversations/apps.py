@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -18,3 +20,21 @@ class ConversationsConfig(AppConfig):
 
         builtin_channels_register()
         hooks.reply_cancel_listener_add(assistant_cancel_local)
+
+        from celery.signals import worker_process_init
+
+        worker_process_init.connect(_warm_up_answering_worker, weak=False)
+
+
+def _warm_up_answering_worker(**kwargs: Any) -> None:
+    """A worker process of the default queue answers conversations of channels that do not stream (email,
+    messaging): it loads the embedding model and redaction as it starts, so the first SMS of the day is not
+    answered 12 s late."""
+    from helpdesk.celery import app
+
+    if "celery" in set(getattr(app.amqp.queues, "consume_from", None) or ()):
+        from apps.guardrails.pii import pii_warm_up
+        from apps.llm.embeddings import warm_up
+
+        warm_up()
+        pii_warm_up()

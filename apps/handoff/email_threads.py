@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Contact, Tenant
 from apps.conversations.channels.inbound import channel_message_receive
+from apps.conversations.channels.outbound import delivery_text
 from apps.conversations.channels.registry import EMAIL, ChannelSender
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import agent_display_name
@@ -252,7 +253,7 @@ def email_thread_reply_send(*, message_id: uuid.UUID | str) -> str:
     subject = thread.subject or "Your question"
     email = EmailMessage(
         subject=subject if subject.lower().startswith("re:") else f"Re: {subject}",
-        body=f"{message.text}\n\n— {signed}",
+        body=f"{delivery_text(message)}\n\n— {signed}",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[thread.address],
         reply_to=[tenant.support_email] if tenant.support_email else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from apps.conversations.channels.outbound import delivery_text
 from apps.conversations.channels.registry import (
     MESSAGING,
     ChannelIdentity,
@@ -64,7 +65,7 @@ class MessagingChannelType(ChannelType):
         body = {
             "to": conversation.channel_address,
             "from": channel.sender_id,
-            "text": message.text[:MAX_OUTBOUND_CHARS],
+            "text": delivery_text(message)[:MAX_OUTBOUND_CHARS],
             "client_ref": str(delivery.id),
         }
         try:

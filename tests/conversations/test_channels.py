@@ -394,3 +394,26 @@ def test_a_non_streaming_channel_is_answered_by_a_worker_and_delivered_once(kb_t
     assert outcome == "skipped"
     assert Message.objects.filter(conversation_id=reply.conversation_id, role="assistant").count() == 1
     assert len(sms.sent) == 1
+
+
+def test_a_plain_text_channel_names_the_sources_an_answer_cites():
+    """An SMS or an email has no source links to open: the answer's [n] markers are followed by the
+    sources' names, each once, and only those cited; agents' words go out as written."""
+    from apps.conversations.channels import delivery_text
+
+    section = "Roaming Policy > Zone 1 > Data"
+    answer = Message(
+        role=Message.Role.ASSISTANT,
+        text="Roaming is free in Zone 1. [1] The limit is 60 EUR. [1]",
+        citations=[
+            {"n": 1, "title": "Roaming Policy", "section": section},
+            {"n": 1, "title": "Roaming Policy", "section": section},
+            {"n": 2, "title": "Fair Use Policy", "section": ""},  # not cited in the text
+        ],
+    )
+    assert delivery_text(answer) == (
+        "Roaming is free in Zone 1. [1] The limit is 60 EUR. [1]\n\nSources:\n[1] Roaming Policy > Data"
+    )
+    agent = Message(role=Message.Role.AGENT, text="Hi, Alice here. [1]", citations=[{"n": 1, "title": "X"}])
+    assert delivery_text(agent) == "Hi, Alice here. [1]"
+    assert delivery_text(Message(role=Message.Role.ASSISTANT, text="No sources.")) == "No sources."

@@ -57,8 +57,12 @@ def test_the_assistant_answers_an_sms_once_through_the_provider(kb_tenant, fake_
     reply = Message.objects.get(conversation__tenant=kb_tenant, role="assistant")
     assert (reply.status, reply.via, reply.turn) == ("complete", "messaging", 1)
     assert "European Union" in reply.text
-    # One message per answer: the final text, to the customer's number, from the company's.
-    assert (sent["to"], sent["from"], sent["text"]) == (CUSTOMER, provider.number, reply.text)
+    # One message per answer: the final text with its sources named (an SMS has no links), to the
+    # customer's number, from the company's.
+    assert reply.citations
+    assert (sent["to"], sent["from"]) == (CUSTOMER, provider.number)
+    assert sent["text"].startswith(reply.text + "\n\nSources:\n[1] ")
+    assert reply.citations[0]["title"] in sent["text"]
     delivery = _until(lambda: Delivery.objects.filter(message=reply, status="sent").first())
     assert (delivery.provider_message_id, delivery.attempts, sent["client_ref"]) == (
         sent["message_id"],

@@ -14,6 +14,7 @@ from apps.conversations.channels.outbound import (
     delivery_queue,
     delivery_render,
     delivery_status_record,
+    delivery_text,
 )
 from apps.conversations.channels.registry import (
     CLI,
@@ -57,4 +58,5 @@ __all__ = [
     "delivery_queue",
     "delivery_render",
     "delivery_status_record",
+    "delivery_text",
 ]

@@ -141,6 +141,27 @@ def delivery_attempt(*, delivery_id: uuid.UUID | str) -> DeliveryStep:
     return DeliveryStep(status=delivery.status, retry_in=retry_in)
 
 
+def delivery_text(message: Message) -> str:
+    """What a channel that shows plain text (an SMS, an email) sends for a message: an answer's text, then
+    the sources its [n] markers point to, named, since there are no links to open as in the widget."""
+    text = message.text
+    if message.role != Message.Role.ASSISTANT:
+        return text
+    named: dict[int, str] = {}
+    for citation in message.citations or []:
+        if not isinstance(citation, dict):
+            continue
+        number, title = citation.get("n"), str(citation.get("title") or "").strip()
+        if not isinstance(number, int) or not title or number in named or f"[{number}]" not in text:
+            continue
+        section = str(citation.get("section") or "").split(" > ")[-1].strip()
+        named[number] = f"{title} > {section}" if section and section != title else title
+    if not named:
+        return text
+    sources = "\n".join(f"[{number}] {name}" for number, name in sorted(named.items()))
+    return f"{text}\n\nSources:\n{sources}"
+
+
 def _deliver(delivery: Delivery) -> DeliveryResult:
     try:
         channel_type = channel_get(delivery.channel)
