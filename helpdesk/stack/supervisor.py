@@ -318,6 +318,7 @@ class Supervisor:
             f"Helpdesk is running: {self.web_url}/",
             f"  chat widget on the demo company's website   {self.web_url}/demo/",
             f"  ...signed in as a customer (tools)          {self.web_url}/demo/?customer=cust-1001",
+            f"  a phone texting the company (SMS)           {self.web_url}/demo/phone/",
             f"  tools and approvals (agents, admins)        {self.web_url}/staff/nimbus/tools/",
             f"  staff sign-in   {self.web_url}/accounts/login/",
             f"  Django admin    {self.web_url}/admin/",
