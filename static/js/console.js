@@ -1,3 +1,4 @@
+// @ts-check
 /*
  * The agent console (templates/handoff/console.html): the live inbox, one conversation with its case file,
  * replies, private notes, canned responses, tool approvals, presence. Protocol: docs/architecture/handoff.md.
@@ -5,14 +6,21 @@
  * The database is the truth and the console socket is a best-effort push (STYLE rule 8): every push makes
  * the console read again what it describes (debounced), and after a reconnect it reads the queue and the
  * open conversation from its last seq. Everything a server or a customer wrote is shown with textContent.
+ *
+ * An ES module (templates/handoff/console.html loads it with type="module", deferred like any module): the
+ * DOM builder, fetch with the error contract, the staff error sentences and the reconnecting socket come
+ * from static/js/lib/ (docs/architecture/browser.md); what is the console's own stays below.
  */
-(function () {
-  "use strict";
+import { api as callApi } from "./lib/api.js";
+import { el } from "./lib/el.js";
+import { STAFF } from "./lib/errors.js";
+import { ReconnectingSocket } from "./lib/socket.js";
 
-  var root = document.querySelector("[data-console]");
+(function () {
+  var root = /** @type {HTMLElement} */ (document.querySelector("[data-console]"));
   if (!root || !window.fetch) return;
 
-  var slug = root.getAttribute("data-slug");
+  var slug = /** @type {string} */ (root.getAttribute("data-slug"));
   var me = Number(root.getAttribute("data-user-id"));
   var isAdmin = root.getAttribute("data-admin") === "true";
   var csrf = root.getAttribute("data-csrf") || "";
@@ -20,6 +28,7 @@
   var baseTitle = document.title;
 
   var PING_MS = 20000;
+  var BACKOFF_BASE_MS = 1000;
   var MAX_BACKOFF_MS = 30000;
   var CONNECT_TIMEOUT_MS = 10000;
   var ACK_TIMEOUT_MS = 8000;
@@ -27,21 +36,8 @@
   var REFRESH_DEBOUNCE_MS = 250;
   var CASE_FILE_POLL_MS = 15000;
   var MAX_ANNOUNCEMENTS = 20;
+  var NO_TIMEOUT_MS = 2147483647; // setTimeout's longest delay: in effect, requests wait as long as the browser does
 
-  // What a person reads for each error code (CONTRACTS.md §1) when the server sent no sentence of its own.
-  var SENTENCES = {
-    bad_request: "That request wasn't accepted. Check what you entered and try again.",
-    unauthorized: "You were signed out. Reload the page to sign in again.",
-    forbidden: "You don't have permission to do that.",
-    not_found: "That doesn't exist any more, or you can't see it.",
-    rate_limited: "Too many requests. Wait a moment and try again.",
-    message_too_long: "That is too long. Shorten it and try again.",
-    llm_unavailable: "The assistant is unavailable right now.",
-    temporarily_unavailable: "The desk is briefly unavailable. Try again in a few seconds.",
-    interrupted: "That was cut off before it finished. Try again.",
-    conflict: "Someone else changed this first. The console shows the current state.",
-    network: "The desk can't be reached. Check your connection; the console keeps trying.",
-  };
   var REASONS = {
     customer_request: "Customer asked for a person",
     assistant_abstained: "Assistant could not answer",
@@ -122,26 +118,6 @@
 
   // ------------------------------------------------------------------------------------------- helpers
 
-  // Builds an element; `text` always goes in as textContent, so nothing a customer wrote becomes markup.
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (key) {
-        var value = attrs[key];
-        if (value === undefined || value === null || value === false) return;
-        if (key === "text") node.textContent = String(value);
-        else if (key === "className") node.className = value;
-        else if (key === "hidden") node.hidden = true;
-        else node.setAttribute(key, value === true ? "" : String(value));
-      });
-    }
-    (children || []).forEach(function (child) {
-      if (child === null || child === undefined) return;
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
-
   function uuid() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
     var bytes = new Uint8Array(16);
@@ -178,7 +154,7 @@
   }
 
   function showError(error) {
-    var text = (error && error.message) || SENTENCES[(error && error.code) || "network"] || SENTENCES.network;
+    var text = (error && error.message) || STAFF[(error && error.code) || "network"] || STAFF.network;
     ui.alert.textContent = text;
     ui.alert.setAttribute("data-code", (error && error.code) || "network");
     ui.alertDismiss.hidden = false;
@@ -192,52 +168,17 @@
 
   ui.alertDismiss.addEventListener("click", clearError);
 
-  // Every request goes through here: JSON in and out, the CSRF header, and errors as {code, message}.
+  // Every request goes through here (lib/api.js: JSON in and out, errors as {code, status, message} with the
+  // staff sentences): a path relative to the tenant's API, the CSRF header, and a 401 stops the console.
+  // No time limit of the console's own, as before it moved onto lib/api.js: a reply's POST is not given
+  // up on (and its text offered again) while the desk may still store it.
   function api(method, path, body) {
-    var options = {
-      method: method,
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    if (method !== "GET") options.headers["X-CSRFToken"] = csrf || cookie("csrftoken");
     var url = path.charAt(0) === "/" ? path : API + path;
-    return fetch(url, options).then(
-      function (response) {
-        return response.text().then(function (raw) {
-          var data = null;
-          try {
-            data = raw ? JSON.parse(raw) : null;
-          } catch (e) {
-            data = null;
-          }
-          if (response.ok) return data;
-          var code = (data && data.code) || codeForStatus(response.status);
-          var error = { code: code, status: response.status, message: (data && data.message) || SENTENCES[code] };
-          if (response.status === 401) stop(SENTENCES.unauthorized);
-          throw error;
-        });
-      },
-      function () {
-        throw { code: "network", status: 0, message: SENTENCES.network };
-      }
-    );
-  }
-
-  function codeForStatus(status) {
-    return {
-      400: "bad_request",
-      401: "unauthorized",
-      403: "forbidden",
-      404: "not_found",
-      409: "conflict",
-      413: "message_too_long",
-      429: "rate_limited",
-      503: "temporarily_unavailable",
-    }[status] || "temporarily_unavailable";
+    var options = { body: body, csrf: method !== "GET" ? csrf || cookie("csrftoken") : "", sentences: STAFF, timeoutMs: NO_TIMEOUT_MS };
+    return callApi(method, url, options).catch(function (error) {
+      if (error.status === 401) stop(STAFF.unauthorized);
+      throw error;
+    });
   }
 
   function cookie(name) {
@@ -247,6 +188,7 @@
 
   // ------------------------------------------------------------------------------------------- state
 
+  /** @type {{waiting: any[], mine: any[], others: any[], agents: any[], me: any, teams: any[]}} */
   var queue = { waiting: [], mine: [], others: [], agents: [], me: null, teams: [] };
   var tickets = [];
   var canned = [];
@@ -1036,8 +978,8 @@
     waiting.forEach(function (run) {
       var what = run.proposal || run.label || run.tool;
       // The visible word starts the accessible name, which says what is approved.
-      var approve = el("button", { type: "button", text: "Approve", "aria-label": "Approve: " + what });
-      var reject = el("button", { type: "button", className: "console-danger", text: "Reject", "aria-label": "Reject: " + what });
+      var approve = /** @type {HTMLButtonElement} */ (el("button", { type: "button", text: "Approve", "aria-label": "Approve: " + what }));
+      var reject = /** @type {HTMLButtonElement} */ (el("button", { type: "button", className: "console-danger", text: "Reject", "aria-label": "Reject: " + what }));
       function decide(yes) {
         approve.disabled = reject.disabled = true;
         api("POST", "tool-runs/" + encodeURIComponent(run.run_id) + "/decision/", { approve: yes }).then(function (result) {
@@ -1085,6 +1027,7 @@
     return text ? text.charAt(0).toUpperCase() + text.slice(1) : "";
   }
 
+  /** @type {Array<[string, string, (value: any) => any]>} */
   var CASE_FIELDS = [
     ["goal", "Goal", function (v) { return words(v); }],
     ["reason", "Why a person", function (v) {
@@ -1149,7 +1092,7 @@
       return;
     }
     if (status === "failed") {
-      var retry = el("button", { type: "button", className: "console-secondary", text: "Try again" });
+      var retry = /** @type {HTMLButtonElement} */ (el("button", { type: "button", className: "console-secondary", text: "Try again" }));
       retry.addEventListener("click", function () {
         retry.disabled = true;
         api("POST", "handoffs/" + encodeURIComponent(handoff.id) + "/case-file/").then(function (summary) {
@@ -1355,6 +1298,7 @@
     clearError();
     var id = uuid();
     var convId = current.id;
+    /** @type {{conversationId: string, text: string, node: any, timer: any, posted: boolean}} */
     var pending = { conversationId: convId, text: text, node: null, timer: null, posted: false };
     pendingReplies[id] = pending;
     var node = el("li", { className: "tl-msg", "data-role": "agent", "data-status": "sending", "data-client-msg-id": id }, [
@@ -1458,7 +1402,7 @@
   }
 
   function updateSuggestions() {
-    var token = slashToken();
+    var token = /** @type {{query: string, start: number, end: number}} */ (slashToken());
     if (!token || !canned.length) {
       closeSuggestions();
       return;
@@ -1579,13 +1523,15 @@
 
   // ------------------------------------------------------------------------------------------- the socket
 
-  var socket = null;
-  var socketOpen = false;
-  var attempts = 0;
-  var reconnectTimer = null;
-  var connectTimer = null;
+  // lib/socket.js's ReconnectingSocket opens it, reconnects with backoff (1 s doubling to 30 s, jittered),
+  // closes a handshake that hangs, pings (a socket can die without a close event: a laptop asleep, a proxy
+  // dropping it; the ping also keeps the agent counted as online), gives up on a socket silent for two
+  // intervals, reconnects at once when the browser is back online and stops for good on 4401/4403. The
+  // console's protocol is here: the socket counts as open from the desk's hello, and while it is not the
+  // queue is read by polling.
+  var socket = null; // the ReconnectingSocket, from connect()
+  var socketOpen = false; // the desk said hello on the current connection
   var pollTimer = null;
-  var lastHeard = 0;
   var everConnected = false;
 
   function setConn(state, text) {
@@ -1595,21 +1541,15 @@
 
   function sendFrame(frame) {
     if (!socket || !socketOpen) return false;
-    try {
-      socket.send(JSON.stringify(frame));
-      return true;
-    } catch (e) {
-      return false;
-    }
+    return socket.send(frame);
   }
 
   function stop(reason) {
     if (stopped) return;
     stopped = true;
-    clearTimeout(reconnectTimer);
-    clearTimeout(connectTimer);
+    socketOpen = false;
     clearTimeout(pollTimer);
-    if (socket) socket.close();
+    if (socket) socket.stop();
     setConn("stopped", reason);
     showError({ code: "unauthorized", message: reason });
   }
@@ -1624,22 +1564,9 @@
     }, POLL_MS);
   }
 
-  function scheduleReconnect() {
-    if (reconnectTimer || stopped) return;
-    // Exponential with jitter, so a restarted server is not met by every console at the same instant.
-    var delay = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempts));
-    delay = delay / 2 + Math.random() * (delay / 2);
-    attempts += 1;
-    reconnectTimer = setTimeout(function () {
-      reconnectTimer = null;
-      connect();
-    }, delay);
-  }
-
   function onHello() {
     socketOpen = true;
-    attempts = 0;
-    clearTimeout(connectTimer);
+    socket.healthy();
     clearTimeout(pollTimer);
     pollTimer = null;
     setConn("live", "Live");
@@ -1740,64 +1667,32 @@
       schedulePoll();
       return;
     }
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    try {
-      socket = new WebSocket(scheme + location.host + "/ws/console/" + encodeURIComponent(slug) + "/");
-    } catch (e) {
-      schedulePoll();
-      scheduleReconnect();
-      return;
-    }
-    var mine = socket;
-    mine.onmessage = function (event) {
-      var frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      lastHeard = Date.now();
-      if (frame && typeof frame.type === "string") onFrame(frame);
-    };
-    clearTimeout(connectTimer);
-    // A handshake that hangs counts as a failed connection.
-    connectTimer = setTimeout(function () {
-      if (mine === socket && !socketOpen) mine.close();
-    }, CONNECT_TIMEOUT_MS);
-    mine.onclose = function (event) {
-      if (mine !== socket) return;
-      clearTimeout(connectTimer);
-      socket = null;
-      socketOpen = false;
-      if (event.code === 4401 || event.code === 4403) {
+    socket = new ReconnectingSocket({
+      url: function () {
+        var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+        return scheme + location.host + "/ws/console/" + encodeURIComponent(slug) + "/";
+      },
+      onFrame: function (frame) {
+        if (frame && typeof frame.type === "string") onFrame(frame);
+      },
+      onClose: function () {
+        socketOpen = false;
+        setConn("reconnecting", "Reconnecting…");
+        schedulePoll();
+      },
+      onStop: function () {
+        socketOpen = false;
         stop("Live updates stopped: you were signed out or are no longer an agent here. Reload the page.");
-        return;
-      }
-      setConn("reconnecting", "Reconnecting…");
-      schedulePoll();
-      scheduleReconnect();
-    };
+      },
+      fatal: [4401, 4403],
+      baseMs: BACKOFF_BASE_MS,
+      capMs: MAX_BACKOFF_MS,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      pingMs: PING_MS,
+      silenceMs: 2 * PING_MS + 5000,
+    });
+    socket.connect();
   }
-
-  // A socket can die without a close event (a laptop asleep, a proxy dropping it): ping, and give up on
-  // it when nothing has been heard for two intervals. The ping also keeps the agent counted as online.
-  setInterval(function () {
-    if (!socket || !socketOpen) return;
-    if (Date.now() - lastHeard > 2 * PING_MS + 5000) {
-      socket.close();
-      return;
-    }
-    sendFrame({ type: "ping" });
-  }, PING_MS);
-
-  window.addEventListener("online", function () {
-    if (!socket && !stopped) {
-      clearTimeout(reconnectTimer);
-      reconnectTimer = null;
-      attempts = 0;
-      connect();
-    }
-  });
 
   // ------------------------------------------------------------------------------------------- start
 
