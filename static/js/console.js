@@ -1027,6 +1027,26 @@ import { ReconnectingSocket } from "./lib/socket.js";
     return text ? text.charAt(0).toUpperCase() + text.slice(1) : "";
   }
 
+  var CHANNEL_WORDS = { widget: "website chat", email: "email", messaging: "SMS", cli: "command line" };
+
+  /** How the customer wrote and was answered, from the case file's per-message channels. */
+  function channelSummary(list) {
+    if (!Array.isArray(list) || !list.length) return "";
+    /** @type {{[side: string]: {[channel: string]: number}}} */
+    var counts = { wrote: {}, answered: {} };
+    list.forEach(function (m) {
+      var side = m && m.role === "customer" ? "wrote" : "answered";
+      var name = CHANNEL_WORDS[m && m.channel] || String((m && m.channel) || "unknown");
+      counts[side][name] = (counts[side][name] || 0) + 1;
+    });
+    function part(side, lead) {
+      var names = Object.keys(counts[side]);
+      if (!names.length) return "";
+      return lead + " " + names.map(function (n) { return n + " (" + counts[side][n] + ")"; }).join(", ");
+    }
+    return [part("wrote", "Wrote by"), part("answered", "answered by")].filter(Boolean).join("; ");
+  }
+
   /** @type {Array<[string, string, (value: any) => any]>} */
   var CASE_FIELDS = [
     ["goal", "Goal", function (v) { return words(v); }],
@@ -1042,6 +1062,7 @@ import { ReconnectingSocket } from "./lib/socket.js";
       var who = [v.name, v.external_id].filter(Boolean).join(", ");
       return "Verified" + (who ? ": " + who : "") + (v.tier ? " · tier " + v.tier : "");
     }],
+    ["channels", "Channels", channelSummary],
     ["sentiment", "Sentiment", function (v) {
       if (!v || typeof v !== "object") return capital(words(v));
       var signals = Array.isArray(v.signals) && v.signals.length ? " (" + v.signals.slice(0, 5).join(", ") + ")" : "";

@@ -334,6 +334,8 @@ def test_a_customer_asks_for_a_person_mid_answer_an_agent_answers_then_hands_bac
     expect(card.locator('[data-field="goal"]')).to_have_text(GOAL, timeout=60_000)
     expect(card.locator('[data-field="reason"]')).to_have_text(f"{WAITING_REASON} (asked in words)")
     expect(card.locator('[data-field="identity"]')).to_have_text("Not verified (anonymous visitor)")
+    # Where each message was written: both of the customer's, and the replies, in the website chat.
+    expect(card.locator('[data-field="channels"]')).to_contain_text("Wrote by website chat (2); answered by")
     expect(card.locator('[data-field="suggested_reply"]')).to_have_text(SUGGESTED)
     handoff.refresh_from_db()
     assert handoff.case_file["goal"] == GOAL
