@@ -61,6 +61,8 @@ def tenant_settings(request: HttpRequest, slug: str) -> HttpResponse:
         "auto_style": hooks.auto_style_resolve(),
         "handoff_topics": topics,
         "handoff_topics_on": [t["label"] for t in topics if t["on"]],
+        # Sections higher apps own (voice): each renders its own template and posts to its own view.
+        "settings_sections": hooks.settings_sections(tenant=tenant),
     }
     return render(request, "accounts/tenant_settings.html", context)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -22,7 +21,7 @@ from apps.conversations.identity import (
 from apps.conversations.services import replies_sweep_stale
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_selectors import conversation_tool_runs
-from apps.conversations.widget import rate_limits_for_session
+from apps.conversations.widget import rate_limits_for_session, widget_session_limits
 from apps.conversations.widget_http import WidgetApi
 from apps.core.clientip import client_ip_from_request
 from apps.core.errors import BadRequest, Forbidden, NotFound
@@ -85,7 +84,7 @@ class WidgetSessionApi(WidgetApi):
                 "notice": "guest_chat_closed" if session.guest_closed else None,
                 "tenant": {"name": tenant.name},
                 "websocket_path": f"/ws/widget/?key={tenant.widget_key}",
-                "limits": {"max_message_chars": settings.WIDGET_MAX_MESSAGE_CHARS},
+                "limits": widget_session_limits(tenant=tenant),
             }
         )
 

@@ -5,7 +5,9 @@ in its AppConfig.ready()). The handoff app registers here; conversations never i
   closed atomically with the change);
 - reply-cancel listeners: after commit, the conversation whose reply must stop now (this process);
 - email listeners: the customer left an email to be answered at, inside the transaction;
-- rule checks: company rules (topics, customer tiers) that send a turn to a person before it is answered.
+- rule checks: company rules (topics, customer tiers) that send a turn to a person before it is answered;
+- session limits contributors: what a company offers the widget beyond typing (voice), added to the
+  `limits` of every widget session (the voice app registers one).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from apps.accounts.models import Tenant
     from apps.conversations.models import Conversation
     from apps.conversations.ownership import HandoffTrigger, Transition
 
@@ -23,8 +26,10 @@ CancelListener = Callable[[uuid.UUID], None]
 EmailListener = Callable[["Conversation", str], None]
 # (tenant id, the contact's tier or "", the turn's redacted text) -> a trigger, or None.
 RuleCheck = Callable[[uuid.UUID, str, str], "HandoffTrigger | None"]
+# (tenant) -> entries merged into the widget session's `limits`, e.g. {"voice": {...}}.
+SessionLimitsContributor = Callable[["Tenant"], dict[str, Any]]
 
-_registry: dict[str, list[Any]] = {"ownership": [], "cancel": [], "email": [], "rules": []}
+_registry: dict[str, list[Any]] = {"ownership": [], "cancel": [], "email": [], "rules": [], "limits": []}
 
 
 def _add(kind: str, fn: Any) -> None:
@@ -48,6 +53,10 @@ def rule_check_add(fn: RuleCheck) -> None:
     _add("rules", fn)
 
 
+def session_limits_contributor_add(fn: SessionLimitsContributor) -> None:
+    _add("limits", fn)
+
+
 def ownership_listeners() -> list[OwnershipListener]:
     return list(_registry["ownership"])
 
@@ -62,3 +71,7 @@ def email_listeners() -> list[EmailListener]:
 
 def rule_checks() -> list[RuleCheck]:
     return list(_registry["rules"])
+
+
+def session_limits_contributors() -> list[SessionLimitsContributor]:
+    return list(_registry["limits"])

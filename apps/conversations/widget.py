@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from apps.accounts.models import Tenant
 from apps.accounts.selectors import tenant_by_widget_key, tenant_origins
 from apps.accounts.services import normalize_origin
+from apps.conversations import hooks
 from apps.conversations.identity import SessionClaims
 from apps.core.errors import HelpdeskError
 from apps.core.ratelimit import Limit, Slots
@@ -32,6 +35,14 @@ def widget_tenant_for_origin(*, widget_key: str, origin: str) -> Tenant | None:
     if tenant is None or not origin_allowed(tenant=tenant, origin=origin):
         return None
     return tenant
+
+
+def widget_session_limits(*, tenant: Tenant) -> dict[str, Any]:
+    """What the widget may send for this company: the message length, and what higher apps add (voice)."""
+    limits: dict[str, Any] = {"max_message_chars": settings.WIDGET_MAX_MESSAGE_CHARS}
+    for contribute in hooks.session_limits_contributors():
+        limits.update(contribute(tenant))
+    return limits
 
 
 def rate_limits_for_message(*, tenant: Tenant, claims: SessionClaims, ip: str) -> list[Limit]:

@@ -11,7 +11,18 @@ class VoiceConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_process_init
 
+        from apps.accounts import hooks as accounts_hooks
+        from apps.conversations import hooks as conversations_hooks
+        from apps.voice import selectors
+
         worker_process_init.connect(_warm_up_voice_worker, weak=False)
+        # Lower apps never import voice: they ask what it registered here.
+        conversations_hooks.session_limits_contributor_add(selectors.voice_session_limits)
+        accounts_hooks.settings_section_register(
+            accounts_hooks.SettingsSection(
+                key="voice", template="voice/settings_section.html", context=selectors.voice_settings_section
+            )
+        )
 
 
 def _warm_up_voice_worker(**kwargs: Any) -> None:

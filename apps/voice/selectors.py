@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from apps.accounts.models import Tenant
@@ -64,3 +65,19 @@ def voice_settings_for(*, tenant: Tenant) -> VoiceSettings:
     """The company's voice settings; the defaults (unsaved) when it never changed them."""
     found = VoiceSettings.objects.for_tenant(tenant).first()
     return found if found is not None else VoiceSettings(tenant=tenant)
+
+
+def voice_session_limits(tenant: Tenant) -> dict[str, Any]:
+    """The widget session's `limits.voice` (registered with conversations): whether the microphone is
+    offered, and how long a recording may be."""
+    return {
+        "voice": {
+            "enabled": voice_settings_for(tenant=tenant).voice_enabled,
+            "max_seconds": settings.VOICE_MAX_SECONDS,
+        }
+    }
+
+
+def voice_settings_section(*, tenant: Tenant) -> dict[str, Any]:
+    """What the company settings page's "Voice messages" section shows (registered with accounts)."""
+    return {"voice": voice_settings_for(tenant=tenant), "voice_max_seconds": settings.VOICE_MAX_SECONDS}

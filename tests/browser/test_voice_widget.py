@@ -361,6 +361,12 @@ def test_refusals_and_missing_features_are_explained_or_hidden(
     expect(mic(talking_page)).to_have_attribute("aria-pressed", "false")
     expect(shadow(talking_page, ".voice-bar")).to_be_hidden()
     assert not VoiceClip.objects.filter(tenant=company).exists()
+    # Loaded again, the widget's session says voice is off: no microphone is offered at all.
+    talking_page.reload()
+    reopened(talking_page)
+    expect(shadow(talking_page, ".composer textarea")).to_be_visible()
+    expect(mic(talking_page)).to_be_hidden()
+    voice_settings_update(tenant=company, voice_enabled=True)
 
     # The visitor refused the microphone: a clear sentence where the widget says what went wrong.
     refusing_page.goto(url)

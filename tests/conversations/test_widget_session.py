@@ -55,7 +55,7 @@ def test_an_allowed_origin_gets_an_anonymous_session_with_cors_for_that_origin_o
     assert body["verified"] is False
     assert body["identity"] == {"status": "anonymous"}
     assert body["websocket_path"] == f"/ws/widget/?key={kb_tenant.widget_key}"
-    assert body["limits"] == {"max_message_chars": 4000}
+    assert body["limits"] == {"max_message_chars": 4000, "voice": {"enabled": True, "max_seconds": 60}}
     assert body["tenant"] == {"name": "Nimbus Telecom"}
     assert Conversation.objects.count() == 0  # created by the first message, not by page views
 
