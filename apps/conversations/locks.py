@@ -9,7 +9,9 @@ goes back to an earlier kind once it holds a later one:
     3. Message        this module          rows of the locked conversation, oldest first
     4. Handoff        apps.handoff.locks   the locked conversation's open handoff
     5. ToolRun        apps.tools.locks     a run of the locked conversation
-    6. Tenant         apps.handoff.locks   last: the company's ticket-number lock
+    6. Delivery       this module          a message's delivery on its channel (alone: the delivery
+                                           worker, a provider's status callback)
+    7. Tenant         apps.handoff.locks   last: the company's ticket-number lock
 
 It is the order the code already took them in: a claim or take-over locks the conversation, then the
 agent's presence, then interrupts the replies being written (messages), then the ownership listener updates
@@ -36,7 +38,8 @@ Knowledge (Document, then DocumentVersion, then the tenant's knowledge epoch) is
 own locks in apps.knowledge: none of its transactions holds a conversation-scoped lock, nor the other way
 round, so the two orders cannot form a cycle. Their only common row, the Tenant, is last in both. The demo
 business system (apps.telco) locks its own Account rows; the tool adapters call it from a worker that holds
-no lock of the desk.
+no lock of the desk. Voice clips and settings (apps.voice) and a company's messaging channel settings
+(apps.messaging) are locked alone, each in a transaction that takes no other lock.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Conversation, Delivery, Message
 from apps.core.errors import NotFound
 
 # Lock only the row of the queryset's own table, never a joined one (see the module docstring).
@@ -79,6 +82,12 @@ def conversation_lock_existing(*, conversation_id: uuid.UUID) -> Conversation:
     """The conversation, locked (order 1), for a caller that knows it exists (its own reply's):
     Conversation.DoesNotExist otherwise."""
     return _conversations().get(id=conversation_id)
+
+
+def channel_conversation_lock(*, tenant_id: uuid.UUID, channel: str, key: str) -> Conversation | None:
+    """A channel's conversation found by its key (the sender's number, an email thread), locked (order 1);
+    None if there is none yet."""
+    return _conversations().filter(tenant_id=tenant_id, channel=channel, channel_key=key).first()
 
 
 def guest_conversation_lock(
@@ -116,4 +125,25 @@ def streaming_messages_lock(*, conversation: Conversation) -> list[Message]:
         Message.objects.select_for_update(of=_SELF)
         .filter(conversation=conversation, status=Message.Status.STREAMING)
         .order_by("created_at", "id")
+    )
+
+
+def delivery_lock(*, delivery_id: uuid.UUID) -> Delivery | None:
+    """A delivery, locked (order 6) by the worker that sends it, with what sending it reads; None if gone."""
+    return (
+        Delivery.objects.select_for_update(of=_SELF)
+        .select_related("message", "message__conversation", "message__author", "tenant")
+        .filter(id=delivery_id)
+        .first()
+    )
+
+
+def delivery_lock_by_provider(
+    *, tenant_id: uuid.UUID, channel: str, provider_message_id: str
+) -> Delivery | None:
+    """The delivery a provider's status callback names, locked (order 6); None if there is none."""
+    return (
+        Delivery.objects.select_for_update(of=_SELF)
+        .filter(tenant_id=tenant_id, channel=channel, provider_message_id=provider_message_id)
+        .first()
     )

@@ -39,7 +39,7 @@ def test_the_console_renders_for_the_tenants_agents(role, admin, tenant_a, clien
     assert _attr(body, "data-admin") == admin
     assert len(_attr(body, "data-csrf")) >= 32
     # The script and its styles, from our own static files; no inline script (a strict CSP holds).
-    assert '<script src="/static/js/console.js" defer></script>' in body
+    assert '<script type="module" src="/static/js/console.js"></script>' in body
     assert 'href="/static/css/console.css"' in body
     assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", body) is None
     # Landmarks and the empty states the page starts with.

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from apps.accounts.models import Tenant
 from apps.conversations.channels.registry import ChannelSender
+from apps.conversations.locks import channel_conversation_lock
 from apps.conversations.models import Conversation
 from apps.core.errors import BadRequest
 
@@ -41,9 +42,4 @@ def keyed_conversation_open(*, tenant: Tenant, channel: str, key: str, sender: C
 
 
 def _keyed_lock(*, tenant: Tenant, channel: str, key: str) -> Conversation | None:
-    # Lock only the conversation's own row (apps.conversations.locks explains why).
-    return (
-        Conversation.objects.select_for_update(of=("self",))
-        .filter(tenant=tenant, channel=channel, channel_key=key)
-        .first()
-    )
+    return channel_conversation_lock(tenant_id=tenant.id, channel=channel, key=key)

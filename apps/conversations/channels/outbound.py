@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.conversations.channels.registry import DeliveryResult, channel_find, channel_get
+from apps.conversations.locks import delivery_lock, delivery_lock_by_provider
 from apps.conversations.models import Conversation, Delivery, Message
 from apps.core.errors import BadRequest
 from apps.core.event_types import Delivery as DeliveryView
@@ -86,12 +87,7 @@ def delivery_attempt(*, delivery_id: uuid.UUID | str) -> DeliveryStep:
     except ValueError:
         return DeliveryStep(status="missing")
     with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(of=("self",))
-            .select_related("message", "message__conversation", "message__author", "tenant")
-            .filter(id=key)
-            .first()
-        )
+        delivery = delivery_lock(delivery_id=key)
         if delivery is None:
             return DeliveryStep(status="missing")
         if delivery.status != Status.QUEUED:
@@ -185,10 +181,8 @@ def delivery_status_record(
     if status not in (Status.DELIVERED, Status.FAILED) or not provider_message_id:
         raise BadRequest("A delivery status is 'delivered' or 'failed', with the provider's message id.")
     with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(of=("self",))
-            .filter(tenant_id=tenant_id, channel=channel, provider_message_id=provider_message_id)
-            .first()
+        delivery = delivery_lock_by_provider(
+            tenant_id=tenant_id, channel=channel, provider_message_id=provider_message_id
         )
         if delivery is None:
             return None
