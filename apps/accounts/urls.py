@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.accounts import apis, views
+from apps.accounts import apis, audit_apis, audit_views, views
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -14,9 +14,13 @@ urlpatterns = [
     path("staff/<slug:slug>/assistant/", views.tenant_assistant, name="tenant-assistant"),
     path("staff/<slug:slug>/answers/", views.tenant_answers, name="tenant-answers"),
     path("staff/<slug:slug>/email/", views.tenant_email, name="tenant-email"),
+    path("staff/<slug:slug>/audit/", audit_views.audit_trail, name="audit-trail"),
     path("api/v1/tenants/", apis.TenantListApi.as_view(), name="api-tenants"),
     path("api/v1/tenants/<slug:slug>/", apis.TenantDetailApi.as_view(), name="api-tenant"),
     path("api/v1/tenants/<slug:slug>/members/", apis.TenantMembersApi.as_view(), name="api-tenant-members"),
+    path(
+        "api/v1/tenants/<slug:slug>/audit/", audit_apis.AuditEventListApi.as_view(), name="api-tenant-audit"
+    ),
     path(
         "api/v1/tenants/<slug:slug>/identity-secret/rotate/",
         apis.TenantSecretRotateApi.as_view(),

@@ -376,4 +376,8 @@ def test_openapi_schema_describes_the_tenant_api(api_anonymous) -> None:
         "/api/v1/tenants/{slug}/": ["get", "patch"],
         "/api/v1/tenants/{slug}/members/": ["get"],
         "/api/v1/tenants/{slug}/identity-secret/rotate/": ["post"],
+        "/api/v1/tenants/{slug}/audit/": ["get"],
+        "/api/v1/tenants/{slug}/retention/": ["get", "put"],
+        "/api/v1/tenants/{slug}/erasures/": ["post"],
+        "/api/v1/tenants/{slug}/erasures/{erasure_id}/": ["get"],
     }
