@@ -11,7 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import hooks, selectors, services
-from apps.accounts.models import AnswerStyle, Membership, Role, Tenant
+from apps.accounts.models import AnswerStyle, Membership, Role, Tenant, User
+
+
+def _actor(request: Request) -> User:
+    """The signed-in admin, for the audit trail (access_tenant has turned everyone else away)."""
+    assert isinstance(request.user, User)
+    return request.user
 
 
 class TenantOutput(serializers.Serializer[Tenant]):
@@ -84,21 +90,25 @@ class TenantDetailApi(APIView):
         data.is_valid(raise_exception=True)
         services.tenant_configure(
             tenant=tenant,
+            actor=_actor(request),
             name=data.validated_data.get("name"),
             origins=data.validated_data.get("allowed_origins"),
         )
         services.tenant_assistant_configure(
             tenant=tenant,
+            actor=_actor(request),
             abstain_threshold=data.validated_data.get("abstain_threshold", ...),
             daily_token_budget=data.validated_data.get("daily_token_budget"),
         )
         services.tenant_answers_configure(
             tenant=tenant,
+            actor=_actor(request),
             answer_style=data.validated_data.get("answer_style"),
             handoff_topics=data.validated_data.get("handoff_topics"),
         )
         services.tenant_email_configure(
             tenant=tenant,
+            actor=_actor(request),
             support_email=data.validated_data.get("support_email"),
             email_assistant_enabled=data.validated_data.get("email_assistant_enabled"),
         )
@@ -119,5 +129,5 @@ class TenantSecretRotateApi(APIView):
     @extend_schema(request=None, responses={200: dict}, summary="Issue a new identity secret (admins)")
     def post(self, request: Request, slug: str) -> Response:
         tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
-        services.tenant_identity_secret_rotate(tenant=tenant)
+        services.tenant_identity_secret_rotate(tenant=tenant, actor=_actor(request))
         return Response({"identity_secret": tenant.identity_secret}, status=status.HTTP_200_OK)

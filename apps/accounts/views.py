@@ -72,7 +72,9 @@ def tenant_settings(request: HttpRequest, slug: str) -> HttpResponse:
 def tenant_origin_add(request: HttpRequest, slug: str) -> HttpResponse:
     tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
     try:
-        added = services.allowed_origin_add(tenant=tenant, origin=request.POST.get("origin", ""))
+        added = services.allowed_origin_add(
+            tenant=tenant, origin=request.POST.get("origin", ""), actor=_user(request)
+        )
     except HelpdeskError as exc:
         messages.error(request, exc.message)
     else:
@@ -86,7 +88,7 @@ def tenant_origin_remove(request: HttpRequest, slug: str) -> HttpResponse:
     tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
     origin = request.POST.get("origin", "")
     try:
-        removed = services.allowed_origin_remove(tenant=tenant, origin=origin)
+        removed = services.allowed_origin_remove(tenant=tenant, origin=origin, actor=_user(request))
     except HelpdeskError as exc:
         messages.error(request, exc.message)
     else:
@@ -101,7 +103,7 @@ def tenant_origin_remove(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def tenant_secret_rotate(request: HttpRequest, slug: str) -> HttpResponse:
     tenant, _ = selectors.access_tenant(actor=request.user, slug=slug, roles=[Role.ADMIN])
-    services.tenant_identity_secret_rotate(tenant=tenant)
+    services.tenant_identity_secret_rotate(tenant=tenant, actor=_user(request))
     messages.warning(request, "New identity secret issued: update your website's signing code now.")
     return redirect("tenant-settings", slug=tenant.slug)
 
@@ -121,7 +123,7 @@ def tenant_assistant(request: HttpRequest, slug: str) -> HttpResponse:
                 "Use a number such as 0.40 for the threshold and a whole number for the budget."
             ) from None
         services.tenant_assistant_configure(
-            tenant=tenant, abstain_threshold=threshold, daily_token_budget=budget
+            tenant=tenant, abstain_threshold=threshold, daily_token_budget=budget, actor=_user(request)
         )
     except HelpdeskError as exc:
         messages.error(request, exc.message)
@@ -137,6 +139,7 @@ def tenant_answers(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         services.tenant_answers_configure(
             tenant=tenant,
+            actor=_user(request),
             answer_style=request.POST.get("answer_style", ""),
             # Unticked boxes are not sent: the form always sends the whole set, so none ticked means none.
             handoff_topics=request.POST.getlist("handoff_topics"),
@@ -155,6 +158,7 @@ def tenant_email(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         services.tenant_email_configure(
             tenant=tenant,
+            actor=_user(request),
             support_email=request.POST.get("support_email", ""),
             # An unticked box is not sent: the form always sends the address, so absent means off.
             email_assistant_enabled=request.POST.get("email_assistant_enabled") == "on",

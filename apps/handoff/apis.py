@@ -374,7 +374,7 @@ class CannedListApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         tenant, _ = _access(request, slug, ADMINS)
         data = _input(CannedInput, request)
-        row = services.canned_response_save(tenant=tenant, **data)
+        row = services.canned_response_save(tenant=tenant, **data, actor=_user(request))
         return Response(_canned(row), status=201)
 
 
@@ -387,7 +387,12 @@ class CannedDetailApi(APIView):
         row = selectors.access_canned_response(tenant=tenant, canned_id=canned_id)
         data = {**_canned(row), **_input(CannedInput, request, partial=True)}
         row = services.canned_response_save(
-            tenant=tenant, title=data["title"], shortcut=data["shortcut"], body=data["body"], canned=row
+            tenant=tenant,
+            title=data["title"],
+            shortcut=data["shortcut"],
+            body=data["body"],
+            canned=row,
+            actor=_user(request),
         )
         return Response(_canned(row))
 
@@ -395,7 +400,7 @@ class CannedDetailApi(APIView):
     def delete(self, request: Request, slug: str, canned_id: uuid.UUID) -> Response:
         tenant, _ = _access(request, slug, ADMINS)
         services.canned_response_delete(
-            canned=selectors.access_canned_response(tenant=tenant, canned_id=canned_id)
+            canned=selectors.access_canned_response(tenant=tenant, canned_id=canned_id), actor=_user(request)
         )
         return Response(status=204)
 
@@ -483,6 +488,7 @@ class HandoffSettingsApi(APIView):
             hours=data.get("hours"),
             escalate_after_seconds=data.get("escalate_after_seconds"),
             default_capacity=data.get("default_capacity"),
+            actor=_user(request),
         )
         return Response(_settings(tenant))
 
@@ -517,7 +523,7 @@ class RuleListApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         tenant, _ = _access(request, slug, ADMINS)
         data = _input(RuleInput, request)
-        rule = services.handoff_rule_create(tenant=tenant, **data)
+        rule = services.handoff_rule_create(tenant=tenant, **data, actor=_user(request))
         return Response(_rule(rule), status=201)
 
 
@@ -525,7 +531,7 @@ class RuleDetailApi(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, rule_id: uuid.UUID) -> Response:
         tenant, _ = _access(request, slug, ADMINS)
-        services.handoff_rule_delete(tenant=tenant, rule_id=rule_id)
+        services.handoff_rule_delete(tenant=tenant, rule_id=rule_id, actor=_user(request))
         return Response(status=204)
 
 
@@ -554,7 +560,9 @@ class TeamListApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         tenant, _ = _access(request, slug, ADMINS)
         data = _input(TeamInput, request)
-        team = services.team_create(tenant=tenant, name=data["name"], member_ids=data["member_ids"])
+        team = services.team_create(
+            tenant=tenant, name=data["name"], member_ids=data["member_ids"], actor=_user(request)
+        )
         return Response({"id": str(team.id), "name": team.name}, status=201)
 
 

@@ -222,6 +222,7 @@ def handoff_settings(request: HttpRequest, slug: str) -> HttpResponse:
             hours=hours_from_form(post, row.hours or {}),
             escalate_after_seconds=_seconds_of_minutes(post.get("escalate_minutes", "")),
             default_capacity=_int(post.get("default_capacity", ""), "The default capacity"),
+            actor=actor,
         )
         return "hours", f"Saved. People answer live {hours_text(saved)}."
 
@@ -232,16 +233,19 @@ def handoff_settings(request: HttpRequest, slug: str) -> HttpResponse:
             value=post.get("value", ""),
             priority=_int(post.get("priority", "0") or "0", "Priority"),
             team_id=post.get("team") or None,
+            actor=actor,
         )
         return "rules", f"Rule added: {rule.get_kind_display().split(' (')[0].lower()} “{rule.value}”."
 
     def delete_rule() -> tuple[str, str]:
-        services.handoff_rule_delete(tenant=tenant, rule_id=post.get("rule", ""))
+        services.handoff_rule_delete(tenant=tenant, rule_id=post.get("rule", ""), actor=actor)
         return "rules", "Rule deleted."
 
     def add_team() -> tuple[str, str]:
         member_ids = [_int(raw, "A member") for raw in post.getlist("members")]
-        team = services.team_create(tenant=tenant, name=post.get("name", ""), member_ids=member_ids)
+        team = services.team_create(
+            tenant=tenant, name=post.get("name", ""), member_ids=member_ids, actor=actor
+        )
         count = team.members.count()
         return "teams", f"Team {team.name} created with {count} member{'s' if count != 1 else ''}."
 
@@ -255,12 +259,13 @@ def handoff_settings(request: HttpRequest, slug: str) -> HttpResponse:
             shortcut=post.get("shortcut", ""),
             body=post.get("body", ""),
             canned=canned,
+            actor=actor,
         )
         return "canned", f"Canned response /{row.shortcut} {'saved' if canned else 'added'}."
 
     def delete_canned() -> tuple[str, str]:
         canned = access_canned_response(tenant=tenant, canned_id=post.get("canned", ""))
-        services.canned_response_delete(canned=canned)
+        services.canned_response_delete(canned=canned, actor=actor)
         return "canned", f"Canned response /{canned.shortcut} deleted."
 
     def set_capacity() -> tuple[str, str]:

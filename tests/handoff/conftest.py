@@ -184,6 +184,7 @@ def staff_pushes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     for module in (
         "apps.handoff.services",
+        "apps.handoff.reply_actions",
         "apps.handoff.escalation",
         "apps.handoff.listeners",
         "apps.conversations.services",

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from apps.conversations import services as conv
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.errors import BadRequest, Forbidden, NotFound
-from apps.handoff import email_path, services, tasks
+from apps.handoff import email_path, reply_actions, services, tasks
 from apps.handoff.email_path import email_reply_text, inbound_email_receive
 from apps.handoff.models import SentEmail, Ticket
 from tests.conversations.conftest import widget_connect
@@ -123,7 +123,7 @@ def test_an_agents_reply_is_emailed_once_with_a_reply_address(
     chat, ticket = _offline_ticket(desk)
     to_human(chat, desk.alice)
     queued: list[Any] = []
-    monkeypatch.setattr(services, "_email_enqueue", queued.append)
+    monkeypatch.setattr(reply_actions, "_email_enqueue", queued.append)
     with django_capture_on_commit_callbacks(execute=True):
         reply = services.agent_reply(
             tenant=desk.tenant,
@@ -162,7 +162,7 @@ def test_replies_without_a_ticket_are_not_emailed(
     chat = chat_start(desk.tenant, "Is roaming free in Spain?")
     to_human(chat, desk.alice)
     queued: list[Any] = []
-    monkeypatch.setattr(services, "_email_enqueue", queued.append)
+    monkeypatch.setattr(reply_actions, "_email_enqueue", queued.append)
     with django_capture_on_commit_callbacks(execute=True):
         reply = services.agent_reply(
             tenant=desk.tenant, conversation_id=chat.id, agent=desk.alice, text="Hi!", client_msg_id="r1"
