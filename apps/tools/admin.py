@@ -14,11 +14,17 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from apps.accounts.models import User
 from apps.tools import services
 from apps.tools.connections import base_url_allowed
 from apps.tools.hosts import allowed_host_parse, entry_for
 from apps.tools.models import AdapterKind, Approval, TenantTool, ToolConnection, ToolRun
 from apps.tools.registry import tool_spec, tool_specs
+
+
+def _operator(request: HttpRequest) -> User | None:
+    """The platform operator saving: the audit row names them (the admin site checked their permission)."""
+    return request.user if isinstance(request.user, User) else None
 
 
 class ToolConnectionForm(forms.ModelForm[ToolConnection]):
@@ -107,6 +113,8 @@ class ToolConnectionAdmin(admin.ModelAdmin[ToolConnection]):
             auth_secret=secret,
             timeout_seconds=obj.timeout_seconds,
             allowed_hosts=list(obj.allowed_hosts),
+            actor=_operator(request),
+            as_operator=True,
         )
         obj.pk = saved.pk  # the admin logs and redirects by the saved row
 
@@ -164,6 +172,8 @@ class TenantToolAdmin(admin.ModelAdmin[TenantTool]):
             enabled=obj.enabled,
             approval=obj.approval,
             examples=list(form.cleaned_data.get("examples") or []),
+            actor=_operator(request),
+            as_operator=True,
         )
         obj.pk = saved.pk
 

@@ -177,6 +177,7 @@ class ToolDetailApi(APIView):
             enabled=data.validated_data["enabled"],
             approval=data.validated_data.get("approval"),
             examples=data.validated_data.get("examples"),
+            actor=_user(request),
         )
         row = next(r for r in selectors.tool_setting_rows(tenant=tenant) if r.spec.name == name)
         return Response(ToolSettingOutput(row).data)
@@ -201,6 +202,7 @@ class ToolConnectionApi(APIView):
             auth_secret=data.validated_data.get("auth_secret"),
             timeout_seconds=data.validated_data["timeout_seconds"],
             allowed_hosts=None,  # the operator's list, never the company admin's
+            actor=_user(request),
         )
         return Response(ToolConnectionOutput(selectors.tool_connection_settings(tenant=tenant)).data)
 

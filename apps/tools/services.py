@@ -4,6 +4,10 @@ refusal), approvals, and executing a run in a worker (docs/architecture/tools.md
 The model proposes; policy disposes. Nothing a model writes is trusted: the tool must exist, be enabled for
 the company, have well-formed arguments that pass its schema, and act only for the conversation's verified
 customer. Anything that changes data waits for an agent's approval or the customer's confirmation.
+
+Staff writes (configuring, deciding a run) are audited actions in `actions.py`; the functions here keep their
+names for callers. Every change of a run's state writes its audit row (`run_audit`) in the transaction of
+the change.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import current_app
 from django.db import IntegrityError, transaction
@@ -25,10 +28,10 @@ from pydantic import ValidationError
 
 from apps.accounts.models import Tenant, User
 from apps.audit import metrics
-from apps.core.errors import BadRequest, Conflict, Forbidden
-from apps.core.sealing import seal
+from apps.audit.models import AuditEvent
+from apps.audit.trail import audit_record
+from apps.core.errors import BadRequest
 from apps.guardrails.pii import pii_redact
-from apps.tools.connections import base_url_allowed
 from apps.tools.hooks import run_changed
 from apps.tools.hosts import allowed_host_parse
 from apps.tools.models import (
@@ -94,22 +97,22 @@ def tool_configure(
     enabled: bool,
     approval: str | None = None,
     examples: list[str] | None = None,
+    actor: User | None = None,
+    as_operator: bool = False,
 ) -> TenantTool:
-    """`examples`: the company's own example requests for the tool (None keeps the stored ones)."""
-    spec = tool_spec(name)
-    if spec is None:
-        raise BadRequest(f"There is no tool named {name!r}.")
-    if approval is None:
-        approval = Approval.AGENT if spec.changes_data else Approval.NONE
-    if approval not in Approval.values:
-        raise BadRequest(f"Approval must be one of {', '.join(Approval.values)}.")
-    if spec.changes_data and approval == Approval.NONE:
-        raise BadRequest(f"{spec.label or spec.name} changes data: an agent or the customer must confirm it.")
-    defaults: dict[str, Any] = {"enabled": enabled, "approval": approval}
-    if examples is not None:
-        defaults["examples"] = _examples_clean(examples)
-    tool, _ = TenantTool.objects.update_or_create(tenant=tenant, name=name, defaults=defaults)
-    return tool
+    """`examples`: the company's own example requests for the tool (None keeps the stored ones). An audited
+    action (actions.ToolConfigure); imported on call, as it builds on this module."""
+    from apps.tools import actions
+
+    return actions.ToolConfigure(
+        tenant=tenant,
+        actor=actor,
+        name=name,
+        enabled=enabled,
+        approval=approval,
+        examples=examples,
+        as_operator=as_operator,
+    ).execute()
 
 
 def _examples_clean(examples: list[str]) -> list[str]:
@@ -143,34 +146,23 @@ def tool_connection_configure(
     auth_secret: str | None = None,
     timeout_seconds: float = 10.0,
     allowed_hosts: list[str] | None = None,
+    actor: User | None = None,
+    as_operator: bool = False,
 ) -> ToolConnection:
-    """`auth_secret=None` keeps the stored secret (forms never render it back)."""
-    if adapter not in AdapterKind.values:
-        raise BadRequest(f"The adapter must be one of {', '.join(AdapterKind.values)}.")
-    if adapter == AdapterKind.HTTP and not base_url:
-        raise BadRequest("An HTTP adapter needs the base URL of the company's API.")
-    if adapter == AdapterKind.HTTP and urlsplit(base_url).scheme not in ("http", "https"):
-        raise BadRequest("The base URL must start with https:// (or http:// for a local test server).")
-    if not 0 < timeout_seconds <= 60:
-        raise BadRequest("The timeout must be between 0 and 60 seconds.")
-    if auth_secret is not None and len(auth_secret) > MAX_SECRET_CHARS:
-        raise BadRequest(f"The secret may be at most {MAX_SECRET_CHARS} characters long.")
-    connection = ToolConnection.objects.filter(tenant=tenant).first() or ToolConnection(tenant=tenant)
-    if allowed_hosts is not None:  # the platform operator's choice (Django admin), never a company admin's
-        connection.allowed_hosts = _allowed_hosts_normalise(allowed_hosts)
-    if adapter == AdapterKind.HTTP and not base_url_allowed(connection, base_url):
-        # Checked before anything is saved: a refused connection leaves no row and changes nothing.
-        raise BadRequest(
-            "That host is not on the list of hosts this installation may call. "
-            "Ask the platform operator to allow it."
-        )
-    connection.adapter = adapter
-    connection.base_url = base_url if adapter == AdapterKind.HTTP else ""
-    if auth_secret is not None:
-        connection.auth_secret = seal(auth_secret)  # never stored as given (apps/core/sealing.py)
-    connection.timeout_seconds = timeout_seconds
-    connection.save()
-    return connection
+    """`auth_secret=None` keeps the stored secret (forms never render it back). An audited action
+    (actions.ToolConnectionConfigure)."""
+    from apps.tools import actions
+
+    return actions.ToolConnectionConfigure(
+        tenant=tenant,
+        actor=actor,
+        adapter=adapter,
+        base_url=base_url,
+        auth_secret=auth_secret,
+        timeout_seconds=timeout_seconds,
+        allowed_hosts=allowed_hosts,
+        as_operator=as_operator,
+    ).execute()
 
 
 # ---- proposals ---------------------------------------------------------------------------------------
@@ -291,6 +283,8 @@ def tool_call_propose(
                 finished_at=now if status == RunStatus.REFUSED else None,
                 deliver_later=status == RunStatus.AWAITING_APPROVAL,
             )
+            # The model proposed it: the assistant is the actor of the run's first state.
+            run_audit(run, actor_kind=AuditEvent.ActorKind.ASSISTANT)
     except IntegrityError:
         # The same call proposed again (a repeated frame, a retried task): the first record stands.
         return ToolRun.objects.get(idempotency_key=key)
@@ -345,35 +339,15 @@ def run_enqueue(run: ToolRun) -> None:
 def tool_run_decide(
     *, run: ToolRun, approve: bool, actor: User | None = None, by_customer: bool = False, note: str = ""
 ) -> ToolRun:
-    """An agent's approval or rejection, or the customer's confirmation. Exactly one decision counts: the
-    second gets Conflict."""
-    if by_customer and run.approval != Approval.CUSTOMER:
-        raise Forbidden("This request needs an agent's approval.")
-    if not by_customer and (actor is None or run.approval != Approval.AGENT):
-        # The customer's own confirmation is theirs to give: an agent cannot give it for them.
-        raise Forbidden("This request is waiting for the customer's confirmation.")
-    now = timezone.now()
-    status = RunStatus.QUEUED if approve else RunStatus.REJECTED
-    with transaction.atomic():
-        updated = ToolRun.objects.filter(id=run.id, status=RunStatus.AWAITING_APPROVAL).update(
-            status=status,
-            decided_by=actor,
-            decided_by_customer=by_customer,
-            decided_at=now,
-            queued_at=now if approve else None,
-            finished_at=None if approve else now,
-            error_message=note[:300],
-            summary="" if approve else (CANCELLED_BY_CUSTOMER if by_customer else DECLINED_BY_AGENT),
-            updated_at=now,
-        )
-        if not updated:
-            raise Conflict("This request was already decided.")
-        run.refresh_from_db()
-        if not approve:
-            run_count(run)
-        if approve:
-            run_enqueue(run)
-        run_changed(run)
+    """An agent's approval or rejection, or the customer's confirmation (actions.ToolRunDecide). Exactly one
+    decision counts: the second gets Conflict."""
+    from apps.tools import actions
+
+    decide = actions.ToolRunApprove if approve else actions.ToolRunReject
+    kind = AuditEvent.ActorKind.CUSTOMER if by_customer else AuditEvent.ActorKind.STAFF
+    run = decide(
+        tenant=run.tenant, actor=actor, actor_kind=kind, run=run, by_customer=by_customer, note=note
+    ).execute()
     logger.info(
         "tool run %s (%s) %s by %s",
         run.id,
@@ -403,3 +377,34 @@ def run_count(run: ToolRun) -> None:
     tool = run.tool if tool_spec(run.tool) is not None else "other"
     seconds = run.duration_ms / 1000 if run.duration_ms is not None else None
     metrics.tool_run_count(tenant=run.tenant.slug, tool=tool, status=run.status, seconds=seconds)
+
+
+def run_audit_data(run: ToolRun) -> dict[str, Any]:
+    """What an audit row says of a run: never its arguments or result (they may name the customer)."""
+    return {
+        "tool": run.tool,
+        "run_id": run.id,
+        "status": run.status,
+        "attempt": run.attempts,
+        "error_code": run.error_code or None,
+    }
+
+
+def run_audit(
+    run: ToolRun, *, actor_kind: str, status: str | None = None, error_code: str | None = None
+) -> None:
+    """The audit row of a run's change of state ("tool_run.<status>"), written in the caller's transaction,
+    the one that changes the run. `status`/`error_code` when the run in hand is not updated yet."""
+    data = run_audit_data(run)
+    if status is not None:
+        data["status"] = status
+    if error_code is not None:
+        data["error_code"] = error_code or None
+    audit_record(
+        tenant_id=run.tenant_id,
+        action=f"tool_run.{data['status']}",
+        actor_kind=actor_kind,
+        target_type="ToolRun",
+        target_id=run.id,
+        data=data,
+    )

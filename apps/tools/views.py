@@ -91,6 +91,7 @@ def tools_page(request: HttpRequest, slug: str) -> HttpResponse:
                 name=request.POST.get("name", ""),
                 enabled=request.POST.get("enabled") == "on",
                 approval=request.POST.get("approval") or None,
+                actor=user,
             )
             spec = tool_spec(tool.name)
             label = (spec.label if spec else "") or tool.name
@@ -108,6 +109,7 @@ def tools_page(request: HttpRequest, slug: str) -> HttpResponse:
                 auth_secret="" if request.POST.get("clear_secret") == "on" else (secret or None),
                 timeout_seconds=_timeout(request.POST.get("timeout_seconds", "")),
                 allowed_hosts=None,  # the platform operator's choice, in the Django admin
+                actor=user,
             )
             return f"The connection is saved: {connection.get_adapter_display()}."
 
