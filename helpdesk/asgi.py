@@ -6,6 +6,11 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.local")
 
+from apps.core.tracing import tracing_setup
+
+# Before Django builds its middleware: the Django instrumentation adds its own (tracing.md).
+tracing_setup()
+
 # Django must be set up before anything that imports models.
 django_http = get_asgi_application()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -21,6 +22,7 @@ from apps.conversations.identity import (
 from apps.conversations.services import replies_sweep_stale
 from apps.conversations.stream import stream_snapshot
 from apps.conversations.tool_selectors import conversation_tool_runs
+from apps.conversations.turn_trace import turn_waterfall
 from apps.conversations.widget import rate_limits_for_session, widget_session_limits
 from apps.conversations.widget_http import WidgetApi
 from apps.core.clientip import client_ip_from_request
@@ -247,6 +249,31 @@ class ConversationDetailApi(APIView):
                 },
             }
         )
+
+
+class MessageTraceApi(APIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "MessageTrace",
+                {
+                    "message_id": serializers.UUIDField(),
+                    "trace_id": serializers.CharField(help_text="32 hex digits; empty when not traced"),
+                    "total_ms": serializers.FloatField(),
+                    "stages": serializers.ListField(),
+                },
+            )
+        },
+        description=(
+            "The waterfall of one assistant reply (agents): each stage of its turn with its start offset "
+            "and duration in milliseconds, its status and a few safe attributes (docs/architecture/"
+            "tracing.md)."
+        ),
+    )
+    def get(self, request: Request, slug: str, conversation_id: str, message_id: str) -> Response:
+        tenant, _ = access_tenant(actor=request.user, slug=slug, roles=[Role.AGENT])
+        waterfall = turn_waterfall(tenant=tenant, conversation_id=conversation_id, message_id=message_id)
+        return Response(asdict(waterfall))
 
 
 class ConversationDeliveriesApi(APIView):

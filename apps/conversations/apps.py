@@ -21,6 +21,12 @@ class ConversationsConfig(AppConfig):
         builtin_channels_register()
         hooks.reply_cancel_listener_add(assistant_cancel_local)
 
+        from apps.conversations.turn_trace import turn_spans_late
+        from apps.core.tracing import turn_spans_sink_set
+
+        # Spans a worker records for a turn (a tool run, the case file) join the reply (turn_trace.py).
+        turn_spans_sink_set(turn_spans_late)
+
         from celery.signals import worker_process_init
 
         worker_process_init.connect(_warm_up_answering_worker, weak=False)

@@ -29,6 +29,8 @@ from apps.conversations.ownership import assistant_may_speak, conversation_hando
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.stream import ReplyStream
 from apps.conversations.triggers import after_answer_trigger
+from apps.conversations.turn_trace import turn_spans_store
+from apps.core import tracing
 from apps.core.dbasync import db_async
 from apps.core.errors import Conflict
 from apps.core.redis import astate_redis, state_key
@@ -49,6 +51,7 @@ _running: dict[uuid.UUID, tuple[asyncio.Task[Any], Run]] = {}
 class Run:
     superseded: bool = False
     handed_over: bool = False  # a person took the conversation: the reply stops, marked interrupted
+    message_id: uuid.UUID | None = None  # the reply, once started: its spans are stored with it
 
 
 def assistant_cancel_local(conversation_id: uuid.UUID) -> None:
@@ -114,7 +117,54 @@ async def assistant_turn_run(
     run: Run | None = None,
     listener: Callable[[str], None] | None = None,
 ) -> TurnResult:
+    """The turn inside its span; once the span has ended, the reply stores the turn's spans
+    (apps/conversations/turn_trace.py), however the turn ended."""
     run = run or Run()
+    attributes: dict[str, str | int] = {
+        "helpdesk.conversation_id": str(conversation_id),
+        "helpdesk.turn": turn,
+    }
+    trace_id = ""
+    try:
+        with tracing.turn_span("assistant.turn", attributes) as span:
+            trace_id = tracing.current_trace_id()
+            result = await _turn_run(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                turn=turn,
+                received_at=received_at,
+                retry_of=retry_of,
+                run=run,
+                listener=listener,
+            )
+            if result.message is not None:
+                span.set_attribute("helpdesk.status", str(result.message.status))
+        return result
+    finally:
+        spans = tracing.turn_spans_claim(trace_id)
+        if run.message_id is not None and trace_id:
+            try:
+                # The store's own queries are not part of the turn.
+                with tracing.untraced():
+                    await asyncio.shield(
+                        db_async(turn_spans_store)(
+                            tenant_id=tenant.id, message_id=run.message_id, trace_id=trace_id, spans=spans
+                        )
+                    )
+            except Exception as exc:  # the waterfall is a convenience: the reply is stored already
+                logger.warning("spans of reply %s not stored: %s", run.message_id, exc.__class__.__name__)
+
+
+async def _turn_run(
+    *,
+    tenant: Tenant,
+    conversation_id: uuid.UUID,
+    turn: int,
+    received_at: float | None,
+    retry_of: uuid.UUID | None,
+    run: Run,
+    listener: Callable[[str], None] | None,
+) -> TurnResult:
     started = time.monotonic()
     tenant = await db_async(tenant_fresh)(tenant=tenant)
     try:
@@ -125,6 +175,7 @@ async def assistant_turn_run(
         return TurnResult(message=None)  # a concurrent retry of the same answer won
     if message is None:
         return TurnResult(message=None)
+    run.message_id = message.id
     stream = ReplyStream(message=message, listener=listener)
     await stream.open()
     watcher = asyncio.create_task(_watch_turn(tenant.id, conversation_id, turn, run, asyncio.current_task()))
@@ -158,6 +209,11 @@ async def assistant_turn_run(
 
 
 async def _finish(answer: Answer, outcome: ReplyOutcome) -> Message:
+    with tracing.span("reply.finish", {"helpdesk.status": str(outcome.status)}):
+        return await _finish_reply(answer, outcome)
+
+
+async def _finish_reply(answer: Answer, outcome: ReplyOutcome) -> Message:
     await answer.stream.flush()  # the last batched pieces go out before the final event
     if outcome.text and not outcome.text_redacted:
         redacted = await sync_to_async(pii_redact, thread_sensitive=False)(outcome.text)

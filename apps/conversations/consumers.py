@@ -26,6 +26,7 @@ from apps.conversations.widget import (
     socket_slots_for_ip,
     widget_tenant_for_origin,
 )
+from apps.core import tracing
 from apps.core.clientip import client_ip_from_scope
 from apps.core.dbasync import db_async
 from apps.core.errors import HelpdeskError, RateLimited, Unauthorized, WebsocketClose
@@ -341,10 +342,28 @@ class WidgetConsumer(BaseConsumer):
 
     async def _message(self, frame: MessageFrame) -> None:
         assert self.claims is not None
+        # The root of the turn's trace (docs/architecture/tracing.md): ids only, never the words.
+        attributes = {
+            "helpdesk.tenant_id": str(self.tenant.id),
+            "helpdesk.conversation_id": str(self.claims.conversation_id),
+        }
+        with tracing.turn_span("widget.message", attributes):
+            answered = False
+            try:
+                answered = await self._message_traced(frame)
+            finally:
+                if not answered:  # no turn will claim this trace: the recorder need not keep it
+                    tracing.turn_spans_claim(tracing.current_trace_id())
+
+    async def _message_traced(self, frame: MessageFrame) -> bool:
+        """Stores the message; True when the assistant was asked to answer it."""
+        assert self.claims is not None
         received_at = time.monotonic()
         await rate_limit_check(rate_limits_for_message(tenant=self.tenant, claims=self.claims, ip=self.ip))
         # Validation and Presidio off the thread every database call shares: other conversations keep moving.
-        prepared = await sync_to_async(services.message_prepare, thread_sensitive=False)(text=frame.text)
+        with tracing.span("guardrails.redact") as redaction:
+            prepared = await sync_to_async(services.message_prepare, thread_sensitive=False)(text=frame.text)
+            redaction.set_attribute("helpdesk.pii_findings", len(prepared.findings))
         receipt = await db_async(services.message_receive)(
             tenant=self.tenant, claims=self.claims, client_msg_id=frame.client_msg_id, prepared=prepared
         )
@@ -360,6 +379,8 @@ class WidgetConsumer(BaseConsumer):
                 turn=receipt.message.turn,
                 received_at=received_at,
             )
+            return True
+        return False
 
     # ---- pushes from the conversation's group ----
 

@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from apps.conversations.audit import event_actor
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import conversation_group, event_render
 
@@ -24,8 +25,16 @@ def event_append(
     *,
     message: Message | None = None,
     data: dict[str, Any] | None = None,
+    actor: Any = None,
+    actor_kind: str | None = None,
 ) -> ConversationEvent:
-    """Appends an event to a conversation the caller holds locked (select_for_update) in its transaction."""
+    """Appends an event to a conversation the caller holds locked (select_for_update) in its transaction.
+
+    Who caused it is stored with it (not sent to clients): `actor` a staff member, `actor_kind` one of
+    ConversationEvent.ActorKind. Without them it follows the message the event carries (a customer's
+    message is the customer's, a reply the assistant's, an agent's reply its author's), else the system.
+    """
+    kind, actor_id = event_actor(message=message, actor=actor, actor_kind=actor_kind)
     conversation.last_seq += 1
     conversation.save(update_fields=["last_seq", "turn", "status", "last_message_at", "updated_at"])
     event = ConversationEvent.objects.create(
@@ -35,6 +44,8 @@ def event_append(
         type=type,
         message=message,
         data=data or {},
+        actor_kind=kind,
+        actor_id=actor_id,
     )
     if settings.EVENTS_STRICT:
         event_render(event)  # a payload that does not match its model fails where it is written

@@ -9,6 +9,7 @@ from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
 from apps.accounts.models import Contact, Tenant, TenantScopedModel
+from apps.audit.models import AuditEvent
 from apps.core.models import BaseModel
 from apps.knowledge.models import EMBEDDING_DIMENSIONS
 
@@ -239,12 +240,21 @@ class ConversationEvent(BaseModel):
     """One numbered entry of a conversation's log. Message text is read from `message` when the event is
     rendered, so PII lives in one column only."""
 
+    # The audit trail's vocabulary of who acts (apps.audit): customer, assistant, staff or system.
+    ActorKind = AuditEvent.ActorKind
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     data = models.JSONField(default=dict, blank=True)
+    # Who caused the event (apps.conversations.events.event_append derives it when the caller does not
+    # say): the staff member for staff events, else only the kind. Never part of the websocket frame.
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices, default=ActorKind.SYSTEM)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["conversation", "seq"]
@@ -267,6 +277,17 @@ class AssistantTrace(BaseModel):
     input_check = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     endpoint = models.CharField(max_length=300, blank=True)
+    # The reply's OpenTelemetry trace (32 hex digits) and its spans as stored by apps/conversations/
+    # turn_trace.py: stage, start, duration, status and a few safe attributes, never text (tracing.md).
+    trace_id = models.CharField(max_length=32, blank=True, default="")
+    spans = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["trace_id"], condition=~models.Q(trace_id=""), name="assistant_trace_trace_id_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"trace of {self.message_id}"

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.conversations import hooks
+from apps.conversations.audit import trigger_actor_kind
 from apps.conversations.events import event_append
 from apps.conversations.locks import conversation_lock as conversation_lock  # callers reach it from here too
 from apps.conversations.locks import streaming_messages_lock
@@ -85,6 +86,8 @@ class Transition:
     # Extra data for listeners (e.g. the team a transfer goes to); never shown to the customer.
     context: dict[str, Any] = field(default_factory=dict)
     interrupted: list[uuid.UUID] = field(default_factory=list)
+    # Who moved it (ConversationEvent.ActorKind): staff with `actor`, else the customer, assistant or system.
+    actor_kind: str = ConversationEvent.ActorKind.SYSTEM
 
 
 def owner_key(tenant_id: object, conversation_id: object) -> str:
@@ -101,17 +104,27 @@ def transition_locked(
     trigger: HandoffTrigger | None = None,
     data: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
+    actor_kind: str | None = None,
 ) -> Transition:
     """Moves a conversation the caller holds locked to `to`, with its event (and the listeners' work) in the
-    caller's transaction."""
+    caller's transaction. Who moved it is `actor_kind` when given; else staff when a user (`actor`, or the
+    `agent` who claims) did, else whoever stands behind the trigger's reason, else the system."""
     before = conversation.status
     if (before, to) not in ALLOWED:
         raise Conflict(_conflict_text(before, to))
     if to == Status.HUMAN and agent is None:
         raise BadRequest("A conversation with a person needs the agent who owns it.")
+    user = actor or agent
+    kind = actor_kind or (
+        ConversationEvent.ActorKind.STAFF
+        if user is not None
+        else trigger_actor_kind(trigger.reason)
+        if trigger is not None
+        else ConversationEvent.ActorKind.SYSTEM
+    )
     interrupted: list[uuid.UUID] = []
     if to != Status.ASSISTANT and before == Status.ASSISTANT:
-        interrupted = _interrupt_replies(conversation)
+        interrupted = _interrupt_replies(conversation, actor=user, actor_kind=kind)
     if before == Status.RESOLVED:
         # A new episode: the assistant's memory and the next rating start here.
         conversation.episode += 1
@@ -126,7 +139,7 @@ def transition_locked(
     if trigger is not None:
         payload["reason"] = trigger.reason
     payload.update(data or {})
-    appended = event_append(conversation, event, data=payload)
+    appended = event_append(conversation, event, data=payload, actor=user, actor_kind=kind)
     change = Transition(
         conversation=conversation,
         before=before,
@@ -136,6 +149,7 @@ def transition_locked(
         actor=actor,
         context=context or {},
         interrupted=interrupted,
+        actor_kind=kind,
     )
     for listener in hooks.ownership_listeners():
         listener(change)
@@ -164,6 +178,7 @@ def conversation_transition(
     trigger: HandoffTrigger | None = None,
     data: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
+    actor_kind: str | None = None,
 ) -> Transition:
     """One ownership change in its own transaction; `expect` narrows the states it may start from."""
     with transaction.atomic():
@@ -179,6 +194,7 @@ def conversation_transition(
             trigger=trigger,
             data=data,
             context=context,
+            actor_kind=actor_kind,
         )
 
 
@@ -199,8 +215,9 @@ def assistant_may_speak(*, conversation_id: uuid.UUID) -> bool:
     return Conversation.objects.filter(id=conversation_id, status=Status.ASSISTANT).exists()
 
 
-def _interrupt_replies(conversation: Conversation) -> list[uuid.UUID]:
-    """Marks the replies being written `interrupted`, keeping their text, with the event the widget shows."""
+def _interrupt_replies(conversation: Conversation, *, actor: User | None, actor_kind: str) -> list[uuid.UUID]:
+    """Marks the replies being written `interrupted`, keeping their text, with the event the widget shows
+    (its actor: whoever sent the conversation to a person)."""
     streaming = streaming_messages_lock(conversation=conversation)
     for message in streaming:
         message.text = _text_shown(message)
@@ -214,6 +231,8 @@ def _interrupt_replies(conversation: Conversation) -> list[uuid.UUID]:
             "assistant.interrupted",
             message=message,
             data={"code": "interrupted", "retryable": False, "by": "handoff"},
+            actor=actor,
+            actor_kind=actor_kind,
         )
         snapshot_discard_on_commit(
             tenant_id=message.tenant_id, conversation_id=message.conversation_id, message_id=message.id

@@ -22,6 +22,7 @@ from django.utils import timezone
 from apps.accounts.models import Contact, Tenant
 from apps.audit import metrics
 from apps.conversations import hooks
+from apps.conversations.audit import reply_audit
 from apps.conversations.channels import ChannelSender, channel_get, delivery_queue
 from apps.conversations.events import event_append
 from apps.conversations.identity import SessionClaims, SessionRevoked, verified_claims_current
@@ -232,8 +233,25 @@ def handoff_request(
             return None
         _handoff_requests_bound(conversation)
         return transition_locked(
-            conversation, to=Conversation.Status.WAITING, event="handoff.requested", trigger=trigger
+            conversation,
+            to=Conversation.Status.WAITING,
+            event="handoff.requested",
+            trigger=trigger,
+            actor_kind=ConversationEvent.ActorKind.CUSTOMER,
+            context={"requested_via": _handoff_request_via(conversation)},
         ).event
+
+
+def _handoff_request_via(conversation: Conversation) -> str:
+    """How the customer asked: by accepting the assistant's offer of a person ("offer": its latest reply
+    made one) or with the widget's own button ("button"). Only the audit trail tells the two apart."""
+    offered = (
+        Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT)
+        .order_by("-created_at")
+        .values_list("offer_handoff", flat=True)
+        .first()
+    )
+    return "offer" if offered else "button"
 
 
 def _handoff_requests_bound(conversation: Conversation) -> None:
@@ -266,7 +284,10 @@ def handoff_cancel(*, tenant: Tenant, claims: SessionClaims) -> ConversationEven
         if conversation.status != Conversation.Status.WAITING:
             return None
         return transition_locked(
-            conversation, to=Conversation.Status.ASSISTANT, event="handoff.cancelled"
+            conversation,
+            to=Conversation.Status.ASSISTANT,
+            event="handoff.cancelled",
+            actor_kind=ConversationEvent.ActorKind.CUSTOMER,
         ).event
 
 
@@ -284,7 +305,12 @@ def contact_email_leave(*, tenant: Tenant, claims: SessionClaims, email: str) ->
         conversation = _conversation_lock(tenant=tenant, claims=claims)
         conversation.contact_email = address
         conversation.save(update_fields=["contact_email", "updated_at"])
-        event = event_append(conversation, "handoff.email_saved", data={"email": email_masked(address)})
+        event = event_append(
+            conversation,
+            "handoff.email_saved",
+            data={"email": email_masked(address)},
+            actor_kind=ConversationEvent.ActorKind.CUSTOMER,
+        )
         for listener in hooks.email_listeners():
             listener(conversation, address)
     return event
@@ -354,7 +380,12 @@ def rating_record(
                 )
         except IntegrityError:
             raise Conflict("You've rated this conversation already. Thank you!") from None
-        event_append(conversation, "csat.recorded", data={"score": score})
+        event_append(
+            conversation,
+            "csat.recorded",
+            data={"score": score},
+            actor_kind=ConversationEvent.ActorKind.CUSTOMER,
+        )
         slug = tenant.slug
         transaction.on_commit(lambda: metrics.rating_count(tenant=slug, score=score))
     return rating
@@ -421,6 +452,13 @@ class ReplyOutcome:
     model: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # The guardrail decisions behind it, for the audit trail (apps.conversations.audit.reply_audit): the
+    # input checks' refusal ("injection" or "abuse"), why it abstained and the best passage's similarity,
+    # and the reason codes of each model sentence removed as unsupported.
+    refused: str = ""
+    abstain_reason: str = ""
+    top_similarity: float | None = None
+    unsupported_removed: tuple[tuple[str, ...], ...] = ()
 
 
 EVENT_FOR_STATUS = {
@@ -469,6 +507,7 @@ def reply_finish(*, message: Message, outcome: ReplyOutcome) -> Message:
         snapshot_discard_on_commit(
             tenant_id=current.tenant_id, conversation_id=current.conversation_id, message_id=current.id
         )
+        reply_audit(message=current, outcome=outcome)  # last: the audit chain's lock follows the row locks
     return current
 
 

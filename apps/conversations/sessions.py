@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Contact, Tenant
 from apps.accounts.services import contact_sessions_revoke, contact_upsert
+from apps.audit.models import AuditEvent
 from apps.conversations.events import event_append
 from apps.conversations.identity import (
     FUTURE_SKEW_SECONDS,
@@ -238,4 +239,4 @@ def _contact_sign_out(claims: SessionClaims) -> None:
         return
     contact = Contact.objects.filter(id=claims.contact_id, tenant_id=claims.tenant_id).first()
     if contact is not None:
-        contact_sessions_revoke(contact=contact)
+        contact_sessions_revoke(contact=contact, actor_kind=AuditEvent.ActorKind.CUSTOMER)

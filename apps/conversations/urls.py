@@ -22,6 +22,11 @@ urlpatterns = [
         name="api-conversation",
     ),
     path(
+        f"{staff}/conversations/<uuid:conversation_id>/messages/<uuid:message_id>/trace/",
+        apis.MessageTraceApi.as_view(),
+        name="api-message-trace",
+    ),
+    path(
         f"{staff}/conversations/<uuid:conversation_id>/deliveries/",
         apis.ConversationDeliveriesApi.as_view(),
         name="api-conversation-deliveries",

@@ -26,6 +26,7 @@ from django.utils import timezone
 from apps.audit import metrics
 from apps.conversations.models import AssistantTrace, HandoffReason, Message
 from apps.conversations.prompting import quoted
+from apps.core import tracing
 from apps.core.errors import NotFound
 from apps.core.event_types import CaseFileReady
 from apps.core.realtime import StaffStream, staff_publish
@@ -36,6 +37,7 @@ from apps.handoff.models import Handoff
 from apps.knowledge.models import Chunk
 from apps.llm.completion import chat_complete
 from apps.llm.streaming import ChatMessage, LLMCallError
+from apps.memory.selectors import memory_for_case_file
 from apps.tools.models import RunStatus, ToolRun
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ def case_file_build(*, handoff_id: uuid.UUID | str) -> Handoff:
         raise NotFound("There is no such handoff.")
     llm = "not asked"
     try:
-        case_file, llm = _assemble(handoff)
+        with tracing.span("casefile.build", {"helpdesk.handoff_id": str(handoff.id)}):
+            case_file, llm = _assemble(handoff)
         status, ready_at = Handoff.CaseFileStatus.READY, timezone.now()
         case_file["build_ms"] = round((time.monotonic() - started) * 1000, 1)
     except Exception as exc:
@@ -205,6 +208,15 @@ def _assemble(handoff: Handoff) -> tuple[dict[str, Any], str]:
         "transcript_url": f"/staff/{handoff.tenant.slug}/console/?conversation={conversation.id}",
         "built_at": timezone.now().isoformat(),
     }
+    # What the customer agreed to have remembered from earlier chats, and since when (apps.memory): only
+    # while their consent stands.
+    remembered = memory_for_case_file(
+        tenant_id=conversation.tenant_id,
+        contact_id=conversation.contact_id,
+        visitor_id=conversation.visitor_id,
+    )
+    if remembered is not None:
+        case_file["remembered"] = remembered
     return case_file, llm
 
 

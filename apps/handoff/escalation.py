@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Membership, Role, Tenant
+from apps.conversations.audit import ActorKind, handoff_audit
 from apps.core.errors import NotFound
 from apps.core.event_types import HandoffEscalated, HandoffSummary
 from apps.core.realtime import StaffStream, staff_publish
@@ -72,6 +73,14 @@ def handoff_escalate(*, handoff_id: uuid.UUID | str) -> Handoff | None:
         escalated = HandoffEscalated(handoff=HandoffSummary.model_validate(summary)).payload()
         transaction.on_commit(lambda: staff_publish(tenant.id, escalated, stream=StaffStream.AGENT))
         transaction.on_commit(lambda: _admins_tell(tenant, summary))
+        handoff_audit(
+            "handoff.escalate",
+            tenant_id=handoff.tenant_id,
+            handoff=handoff,
+            conversation_id=handoff.conversation_id,
+            actor_kind=ActorKind.SYSTEM,
+            data={"level": handoff.escalation_level, "priority": handoff.priority},
+        )
     logger.warning(
         "handoff %s unclaimed for %ss: escalated to level %s",
         handoff.id,

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit import metrics
+from apps.conversations.audit import handoff_cancel_audit, handoff_request_audit
 from apps.conversations.events import event_append
 from apps.conversations.models import Conversation, HandoffReason
 from apps.conversations.ownership import HandoffTrigger, Transition
@@ -41,8 +42,9 @@ def on_transition(change: Transition) -> None:
     conversation = change.conversation
     handoff = handoff_open_lock(conversation=conversation)
     now = timezone.now()
+    opened = cancelled = False
     if change.after in (Status.WAITING, Status.HUMAN) and handoff is None:
-        handoff = _open(change)
+        handoff, opened = _open(change), True
     elif handoff is None:
         return
     if change.after == Status.HUMAN:
@@ -76,6 +78,11 @@ def on_transition(change: Transition) -> None:
     payload = QueueChanged(handoff=summary).payload()
     tenant_id = conversation.tenant_id
     transaction.on_commit(lambda: staff_publish(tenant_id, payload, stream=StaffStream.AGENT))
+    # Audited last: the chain lock follows the row locks above (the ticket number's among them).
+    if opened:
+        handoff_request_audit(change, handoff)
+    elif cancelled:
+        handoff_cancel_audit(change, handoff)
 
 
 def _open(change: Transition) -> Handoff:

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
+from apps.audit.models import AuditEvent
+from apps.core import tracing
 from apps.tools.breaker import AdapterBreaker
 from apps.tools.connections import adapter_for
 from apps.tools.errors import AdapterError, TransientAdapterError
@@ -22,9 +24,10 @@ from apps.tools.hooks import run_changed
 from apps.tools.locks import tool_run_lock
 from apps.tools.models import RunStatus, ToolRun
 from apps.tools.registry import ToolContext, tool_spec
-from apps.tools.services import FAILURES, GENERIC_FAILURE, run_count, run_enqueue, run_limits
+from apps.tools.services import FAILURES, GENERIC_FAILURE, run_audit, run_count, run_enqueue, run_limits
 
 logger = logging.getLogger(__name__)
+SYSTEM = AuditEvent.ActorKind.SYSTEM  # the worker changes a run on its own
 
 
 class RetryLater(Exception):
@@ -38,6 +41,16 @@ class RetryLater(Exception):
 
 
 def tool_run_execute(*, run_id: str) -> ToolRun:
+    """`_execute` in a span of the turn's trace (the task carries it: docs/architecture/tracing.md)."""
+    with tracing.span("tool.execute", {"helpdesk.tool_run_id": run_id}) as current:
+        run = _execute(run_id)
+        current.set_attribute("helpdesk.tool", run.tool)
+        current.set_attribute("helpdesk.status", str(run.status))
+        current.set_attribute("helpdesk.attempts", run.attempts)
+        return run
+
+
+def _execute(run_id: str) -> ToolRun:
     """Runs a queued run once. Safe to call for a run delivered twice or re-delivered after its worker was
     killed: a finished run is returned unchanged, a run another worker holds is retried after its lease,
     and the business system sees the idempotency key, so a repeated change applies at most once."""
@@ -65,7 +78,7 @@ def tool_run_execute(*, run_id: str) -> ToolRun:
     except TransientAdapterError as exc:
         breaker.record_failure()
         if run.attempts <= int(settings.TOOLS_MAX_RETRIES) and breaker.state().state == "closed":
-            _release(run)
+            _release(run, error_code=exc.code)
             countdown = min(10.0, 0.5 * 2 ** (run.attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
             logger.warning(
                 "tool run %s (%s) attempt %d failed: %s; retrying in %.1fs",
@@ -119,14 +132,19 @@ def _claim(run_id: str) -> ToolRun:
         run.lease_until = now + datetime.timedelta(seconds=lease)
         run.started_at = run.started_at or now
         run.save(update_fields=["status", "attempts", "lease_until", "started_at", "updated_at"])
+        run_audit(run, actor_kind=SYSTEM)
         run_changed(run)
     return run
 
 
-def _release(run: ToolRun) -> None:
-    ToolRun.objects.filter(id=run.id, status=RunStatus.RUNNING, attempts=run.attempts).update(
-        status=RunStatus.QUEUED, lease_until=None, updated_at=timezone.now()
-    )
+def _release(run: ToolRun, *, error_code: str) -> None:
+    """Back to queued after a transient failure of this attempt, for the retry to claim."""
+    with transaction.atomic():
+        released = ToolRun.objects.filter(id=run.id, status=RunStatus.RUNNING, attempts=run.attempts).update(
+            status=RunStatus.QUEUED, lease_until=None, updated_at=timezone.now()
+        )
+        if released:
+            run_audit(run, actor_kind=SYSTEM, status=RunStatus.QUEUED, error_code=error_code)
 
 
 def _finish(
@@ -157,6 +175,7 @@ def _finish(
         )
         run.refresh_from_db()
         if updated:
+            run_audit(run, actor_kind=SYSTEM)
             run_changed(run)
     if updated:
         run_count(run)

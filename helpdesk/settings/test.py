@@ -21,3 +21,7 @@ DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", 0)
 DATABASES["default"]["OPTIONS"] = database_options(
     DATABASES["default"].get("OPTIONS"), pool_max=DATABASE_POOL_MAX
 )
+# Tests export spans nowhere, whatever the environment says (replies still store their own).
+OTEL_EXPORTER_OTLP_ENDPOINT = None
+# Every instrumentation, though nothing is exported: the suite covers the per-query spans too.
+HELPDESK_TRACE_LIBRARIES = "all"

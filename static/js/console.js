@@ -14,6 +14,7 @@
 import { api as callApi } from "./lib/api.js";
 import { el } from "./lib/el.js";
 import { STAFF } from "./lib/errors.js";
+import { timingDisclosure } from "./console-trace.js";
 import { ReconnectingSocket } from "./lib/socket.js";
 
 (function () {
@@ -841,11 +842,20 @@ import { ReconnectingSocket } from "./lib/socket.js";
     var note = el("p", { className: "tl-notice", hidden: true });
     var at = el("time", { className: "tl-time" });
     var sent = el("p", { className: "tl-delivery", hidden: true });
+    // How the answer's turn went, stage by stage (console-trace.js), once the reply is final.
+    var conversationId = current.id;
+    var timing = role === "assistant" ? timingDisclosure({
+      load: function () {
+        return api("GET", "conversations/" + encodeURIComponent(conversationId) + "/messages/" + encodeURIComponent(messageId) + "/trace/");
+      },
+    }) : null;
+    if (timing) timing.hidden = true;
     var node = el("li", { className: "tl-msg", "data-role": role, "data-message-id": messageId }, [
       el("div", { className: "tl-head" }, [who, state, at]),
       text,
       note,
       sent,
+      timing,
     ]);
     view = {
       node: node,
@@ -868,6 +878,7 @@ import { ReconnectingSocket } from "./lib/socket.js";
         var status = msg.status || (role === "assistant" ? "streaming" : "complete");
         node.setAttribute("data-status", status);
         view.final = role !== "assistant" || status !== "streaming";
+        if (timing) timing.hidden = !view.final;
         state.textContent = role === "assistant" && status === "streaming" ? "Writing…" : "";
         if (role === "customer" && msg.redacted) node.setAttribute("data-redacted", "");
         note.hidden = true;
@@ -1151,6 +1162,23 @@ import { ReconnectingSocket } from "./lib/socket.js";
       body.appendChild(caseSection("Facts", [el("ul", { "data-field": "facts" }, file.facts.map(function (fact) {
         return el("li", { text: words(fact) });
       }))]));
+    }
+
+    // Only what the customer agreed to have remembered (apps.memory), with when they agreed.
+    var remembered = file.remembered;
+    if (remembered && Array.isArray(remembered.facts)) {
+      var since = new Date(remembered.consent_given_at);
+      body.appendChild(caseSection("Remembered with consent", [
+        el("p", { className: "case-meta", "data-field": "remembered_consent" }, [
+          "Consent given ",
+          el("time", { datetime: remembered.consent_given_at, text: since.toLocaleString() }),
+        ]),
+        remembered.facts.length
+          ? el("ul", { "data-field": "remembered" }, remembered.facts.map(function (fact) {
+            return el("li", { text: words(fact.text) + (fact.at ? " (" + new Date(fact.at).toLocaleDateString() + ")" : "") });
+          }))
+          : el("p", { className: "console-empty", "data-field": "remembered", text: "Nothing remembered yet." }),
+      ]));
     }
 
     var tried = file.tried;

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from apps.conversations.answering.evidence import Evidence
-from apps.conversations.prompting import STOP_SEQUENCES, quoted
+from apps.conversations.prompting import (
+    REMEMBERED_INSTRUCTION,
+    STOP_SEQUENCES,
+    quoted,
+    remembered_block,
+    tokens_estimate,
+)
 from apps.guardrails.input_checks import neutralize_untrusted
 from apps.guardrails.pii import RedactedText
 from apps.guardrails.support import SentenceBuffer, support_check
@@ -52,7 +58,12 @@ class Composed:
 
 
 def compose_messages(
-    *, company: str, question: RedactedText, evidence: Evidence, facts: Sequence[RedactedText] = ()
+    *,
+    company: str,
+    question: RedactedText,
+    evidence: Evidence,
+    facts: Sequence[RedactedText] = (),
+    remembered: Sequence[RedactedText] = (),
 ) -> list[ChatMessage]:
     system = COMPOSE_PROMPT.format(company=neutralize_untrusted(company))
     parts = []
@@ -60,6 +71,13 @@ def compose_messages(
         parts.append("Account information from our systems:\n" + quoted("\n".join(facts)))
     if evidence.items:
         parts.append("Policy sentences:\n" + quoted("\n".join(item.text for item in evidence.items)))
+    # Within what is left of the context window after everything else and the answer.
+    room = settings.LLM_CONTEXT_TOKENS - settings.LLM_MAX_TOKENS
+    room -= tokens_estimate(system + "".join(parts)) + tokens_estimate(question) + 40
+    told = remembered_block(remembered, max_tokens=room) if remembered else ""
+    if told:
+        system += REMEMBERED_INSTRUCTION
+        parts.append(told)
     parts.append("Customer question:\n" + quoted(question))
     return [ChatMessage(role="system", content=system), ChatMessage(role="user", content="\n\n".join(parts))]
 

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from apps.accounts.models import Tenant
-from apps.conversations import selectors
+from apps.conversations import hooks, selectors
 from apps.conversations.models import Message
 from apps.conversations.prompting import HistoryItem
 from apps.guardrails.pii import RedactedText
@@ -29,6 +29,8 @@ class TurnContext:
     customer: str | None  # the verified customer's external id; None for an anonymous visitor
     style: str  # "quote" | "compose"
     style_reason: str
+    # What the customer told us in earlier sessions, with their consent (apps.memory), oldest first.
+    remembered: tuple[RedactedText, ...] = ()
 
 
 def turn_context_read(*, tenant: Tenant, reply: Message) -> TurnContext:
@@ -49,4 +51,10 @@ def turn_context_read(*, tenant: Tenant, reply: Message) -> TurnContext:
         customer=customer,
         style=style,
         style_reason=reason,
+        # Only a model's prompt uses it: a quoted answer is the policy's own words, whoever asks.
+        remembered=tuple(
+            fact
+            for provider in (hooks.prompt_memory_providers() if style == "compose" else [])
+            for fact in provider(tenant.id, reply.conversation_id)
+        ),
     )

@@ -100,6 +100,7 @@ class Outcomes:
             guardrail_reasons=verdict.reasons,
             offer_handoff=verdict.action == "refuse_abuse",
             timings=self.timings,
+            refused="abuse" if verdict.action == "refuse_abuse" else "injection",
         )
 
     async def _hand_over(self, trigger: HandoffTrigger) -> ReplyOutcome:
@@ -154,12 +155,18 @@ class Outcomes:
         await self.stream.append(ABSTAIN_TEXT)
         self._mark_first_content()
         self.timings["total_ms"] = self._ms(self.received_at)
+        selected: Selected | None = self.selected
         return ReplyOutcome(
             status=Message.Status.COMPLETE,
             text=ABSTAIN_TEXT,
             abstained=True,
             offer_handoff=True,
             timings=self.timings,
+            # Nothing to quote at all, or evidence too weak to answer with.
+            abstain_reason="no_evidence"
+            if selected is None or not selected.evidence.items
+            else "low_confidence",
+            top_similarity=retrieval.top_similarity,
         )
 
     async def _retrieval_down(self, since: float) -> ReplyOutcome:

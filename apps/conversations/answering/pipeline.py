@@ -33,6 +33,7 @@ from apps.conversations.prompting import quoted
 from apps.conversations.services import ReplyOutcome
 from apps.conversations.toolcalls import tools_carry_out, tools_offered
 from apps.conversations.triggers import turn_trigger
+from apps.core import tracing
 from apps.core.dbasync import db_async
 from apps.guardrails.input_checks import input_check
 from apps.guardrails.pii import RedactedText
@@ -59,18 +60,23 @@ class Answer(Outcomes):
 
     async def produce(self) -> ReplyOutcome:
         await self.stream.progress("looking_up")
-        ctx = await db_async(self.context_read)()
+        with tracing.span("turn.context"):
+            ctx = await db_async(self.context_read)()
         self.ctx = ctx
-        self.verdict = input_check(ctx.question)
+        with tracing.span("guardrails.input_check") as check:
+            self.verdict = input_check(ctx.question)
+            check.set_attribute("helpdesk.action", self.verdict.action)
         if not self.verdict.allowed:
             return await self._refuse_input(self.verdict)
-        trigger = await db_async(turn_trigger)(conversation_id=ctx.conversation_id, question=ctx.question)
+        with tracing.span("handoff.trigger"):
+            trigger = await db_async(turn_trigger)(conversation_id=ctx.conversation_id, question=ctx.question)
         if trigger is not None:
             return await self._hand_over(trigger)
         t = time.monotonic()
         query = await self._query(ctx)
         try:
-            [vector] = await sync_to_async(embedder().embed, thread_sensitive=False)([str(query)])
+            with tracing.span("retrieval.embed"):
+                [vector] = await sync_to_async(embedder().embed, thread_sensitive=False)([str(query)])
         except Exception:
             return await self._retrieval_down(t)
         self.timings["embed_ms"] = self._ms(t)
@@ -145,14 +151,17 @@ class Answer(Outcomes):
         if not specs:
             return
         history = "\n".join(str(item.text) for item in ctx.memory[-2:])
-        decision = await tools_choose(
-            tenant=self.tenant,
-            question=ctx.question,
-            vector=vector,
-            specs=specs,
-            customer=ctx.customer,
-            history_text=history,
-        )
+        with tracing.span("tools.decide", {"helpdesk.tools_offered": len(specs)}) as deciding:
+            decision = await tools_choose(
+                tenant=self.tenant,
+                question=ctx.question,
+                vector=vector,
+                specs=specs,
+                customer=ctx.customer,
+                history_text=history,
+            )
+            deciding.set_attribute("helpdesk.tool_calls", len(decision.calls))
+            deciding.set_attribute("helpdesk.tools", ",".join(call.name for call in decision.calls))
         await self._carry_out(decision, ctx)
 
     async def _carry_out(self, decision: ToolDecision, ctx: TurnContext) -> None:
@@ -162,16 +171,17 @@ class Answer(Outcomes):
         if not decision.calls:
             return
         t = time.monotonic()
-        self.tools = await tools_carry_out(
-            tenant=self.tenant,
-            decision=decision,
-            customer=ctx.customer,
-            conversation_id=ctx.conversation_id,
-            message_id=self.message.id,
-            progress=self._tool_progress,
-            question=ctx.question,
-            answered_by_policies=False,
-        )
+        with tracing.span("tools.run", {"helpdesk.tool_calls": len(decision.calls)}):
+            self.tools = await tools_carry_out(
+                tenant=self.tenant,
+                decision=decision,
+                customer=ctx.customer,
+                conversation_id=ctx.conversation_id,
+                message_id=self.message.id,
+                progress=self._tool_progress,
+                question=ctx.question,
+                answered_by_policies=False,
+            )
         self.timings["tools_ms"] = self._ms(t)
         self.tools_info = self.tools_summary()
         if self.tools.said:
@@ -223,24 +233,33 @@ class Answer(Outcomes):
             model=self.llm.model if self.llm else "",
             prompt_tokens=self.llm.prompt_tokens if self.llm else None,
             completion_tokens=self.llm.completion_tokens if self.llm else 0,
+            unsupported_removed=removed_reasons(composed.dropped) if composed else (),
         )
 
     async def _compose(self, ctx: TurnContext, evidence: Evidence) -> Composed:
         await self.stream.progress("composing")
         facts = list(self.tools.facts) if self.tools else []
         messages = compose_messages(
-            company=self.tenant.name, question=ctx.question, evidence=evidence, facts=facts
+            company=self.tenant.name,
+            question=ctx.question,
+            evidence=evidence,
+            facts=facts,
+            remembered=ctx.remembered,
         )
         self.prompt_rows = [{"role": m.role, "content": m.content} for m in messages]
         support = [s for item in evidence.items for s in item.sentences] + [str(f) for f in facts]
         t = time.monotonic()
-        composed = await compose_checked(
-            messages,
-            evidence=support,
-            question=str(ctx.question),
-            show=self._show_composed,
-            on_wait=self._waiting,
-        )
+        with tracing.span("llm.compose", {"gen_ai.operation.name": "chat"}) as model_call:
+            composed = await compose_checked(
+                messages,
+                evidence=support,
+                question=str(ctx.question),
+                show=self._show_composed,
+                on_wait=self._waiting,
+            )
+            tracing.model_call_describe(model_call, composed.llm, error=composed.error)
+            model_call.set_attribute("helpdesk.sentences_shown", len(composed.shown))
+            model_call.set_attribute("helpdesk.sentences_dropped", len(composed.dropped))
         self.timings["generation_ms"] = self._ms(t)
         if composed.llm is not None:
             self.llm = composed.llm
@@ -271,16 +290,23 @@ class Answer(Outcomes):
     # ---- the answer cache
 
     def cacheable(self, ctx: TurnContext, query: RedactedText) -> bool:
-        """Never an answer built on a customer's account facts or on the conversation's memory."""
-        return query is ctx.question and not (self.tools and (self.tools.facts or self.tools.said))
+        """Never an answer built on a customer's account facts, on the conversation's memory or on what
+        the customer told us before (a cached answer would also skip the prompt that uses it)."""
+        return (
+            query is ctx.question
+            and not ctx.remembered
+            and not (self.tools and (self.tools.facts or self.tools.said))
+        )
 
     async def _from_cache(
         self, ctx: TurnContext, query: RedactedText, vector: list[float]
     ) -> ReplyOutcome | None:
         t = time.monotonic()
-        hit = await db_async(answer_cache.cache_lookup)(
-            tenant=self.tenant, style=_cache_style(ctx), question=str(query), vector=vector
-        )
+        with tracing.span("answer_cache.lookup") as lookup:
+            hit = await db_async(answer_cache.cache_lookup)(
+                tenant=self.tenant, style=_cache_style(ctx), question=str(query), vector=vector
+            )
+            lookup.set_attribute("helpdesk.result", f"hit_{hit.kind}" if hit is not None else "miss")
         self.timings["cache_ms"] = self._ms(t)
         if hit is None:
             self.cache_info = {"result": "miss"}
@@ -324,6 +350,17 @@ class Answer(Outcomes):
             )
         except Exception as exc:  # the cache is an optimisation: the answer is already given
             self.logger.warning("answer not cached: %s", exc.__class__.__name__)
+
+
+def removed_reasons(dropped: list[dict[str, object]]) -> tuple[tuple[str, ...], ...]:
+    """The reason codes of each removed sentence, without what they matched ("number:50" is "number"):
+    the audit trail counts them and never holds the model's words."""
+    removed = []
+    for row in dropped:
+        reasons = row.get("reasons")
+        codes = [str(r).split(":", 1)[0] for r in reasons] if isinstance(reasons, list) else []
+        removed.append(tuple(dict.fromkeys(codes)))
+    return tuple(removed)
 
 
 def _cache_style(ctx: TurnContext) -> str:

@@ -20,6 +20,7 @@ from apps.conversations.answering.evidence import (
     evidence_choose,
     evidence_rank,
 )
+from apps.core import tracing
 from apps.guardrails.pii import RedactedText
 from apps.knowledge.retrieval import Pool, retriever, sentence_neighbours
 
@@ -54,16 +55,27 @@ def evidence_for(
 ) -> Selected:
     """Retrieval, ranking and the neighbours the chosen sentences need: two database round trips."""
     limit = tenant_threshold(tenant) if threshold is None else threshold
-    pool = retriever().retrieve(
-        tenant=tenant, query=query, vector=vector, k=settings.ASSISTANT_PASSAGES, threshold=limit
-    )
-    chosen = evidence_choose(evidence_rank(str(query), pool.sentences))
-    neighbours = (
-        sentence_neighbours(
-            tenant=tenant, sentence_ids=[r.candidate.sentence_id for r in chosen], before=2, after=3
+    with tracing.span("retrieval") as retrieval:
+        pool = retriever().retrieve(
+            tenant=tenant, query=query, vector=vector, k=settings.ASSISTANT_PASSAGES, threshold=limit
         )
-        if chosen
-        else {}
-    )
-    evidence = evidence_assemble(chosen, neighbours)
-    return Selected(pool=pool, evidence=evidence, confidence=confidence_of(pool, evidence), threshold=limit)
+        retrieval.set_attribute("helpdesk.passages", len(pool.retrieval.passages))
+        retrieval.set_attribute("helpdesk.top_score", float(pool.retrieval.top_similarity or 0.0))
+    with tracing.span("evidence") as step:
+        chosen = evidence_choose(evidence_rank(str(query), pool.sentences))
+        neighbours = (
+            sentence_neighbours(
+                tenant=tenant, sentence_ids=[r.candidate.sentence_id for r in chosen], before=2, after=3
+            )
+            if chosen
+            else {}
+        )
+        evidence = evidence_assemble(chosen, neighbours)
+        selected = Selected(
+            pool=pool, evidence=evidence, confidence=confidence_of(pool, evidence), threshold=limit
+        )
+        step.set_attribute("helpdesk.evidence_units", len(evidence.items))
+        step.set_attribute("helpdesk.evidence_score", round(evidence.score, 4))
+        step.set_attribute("helpdesk.confidence", round(selected.confidence, 4))
+        step.set_attribute("helpdesk.answerable", selected.answerable)
+    return selected

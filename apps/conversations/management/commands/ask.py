@@ -32,6 +32,7 @@ from apps.conversations.assistant import TurnResult, assistant_turn_run
 from apps.conversations.models import Conversation
 from apps.conversations.services import cli_conversation_open, cli_message_receive
 from apps.core.errors import HelpdeskError
+from apps.core.tracing import tracing_setup
 from apps.llm.clients import close_async_clients
 
 
@@ -46,6 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        tracing_setup()  # the same spans as a widget turn, exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
         tenant = tenant_by_slug(slug=options["tenant"])
         if tenant is None:
             raise CommandError(f"No company with the slug {options['tenant']!r}.")
