@@ -7,7 +7,10 @@ in its AppConfig.ready()). The handoff app registers here; conversations never i
 - email listeners: the customer left an email to be answered at, inside the transaction;
 - rule checks: company rules (topics, customer tiers) that send a turn to a person before it is answered;
 - session limits contributors: what a company offers the widget beyond typing (voice), added to the
-  `limits` of every widget session (the voice app registers one).
+  `limits` of every widget session (the voice app registers one);
+- message-stored listeners: a customer's message, after its transaction commits (the memory app
+  remembers what the customer agreed to have remembered);
+- prompt memory providers: what the customer told us in earlier sessions, for the answer's prompt.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from apps.accounts.models import Tenant
-    from apps.conversations.models import Conversation
+    from apps.conversations.models import Conversation, Message
     from apps.conversations.ownership import HandoffTrigger, Transition
+    from apps.guardrails.pii import RedactedText
 
 OwnershipListener = Callable[["Transition"], None]
 CancelListener = Callable[[uuid.UUID], None]
@@ -28,8 +32,19 @@ EmailListener = Callable[["Conversation", str], None]
 RuleCheck = Callable[[uuid.UUID, str, str], "HandoffTrigger | None"]
 # (tenant) -> entries merged into the widget session's `limits`, e.g. {"voice": {...}}.
 SessionLimitsContributor = Callable[["Tenant"], dict[str, Any]]
+MessageStoredListener = Callable[["Message"], Any]
+# (tenant id, conversation id) -> redacted statements of the customer from earlier sessions, oldest first.
+PromptMemoryProvider = Callable[[uuid.UUID, uuid.UUID], "list[RedactedText]"]
 
-_registry: dict[str, list[Any]] = {"ownership": [], "cancel": [], "email": [], "rules": [], "limits": []}
+_registry: dict[str, list[Any]] = {
+    "ownership": [],
+    "cancel": [],
+    "email": [],
+    "rules": [],
+    "limits": [],
+    "stored": [],
+    "memory": [],
+}
 
 
 def _add(kind: str, fn: Any) -> None:
@@ -57,6 +72,14 @@ def session_limits_contributor_add(fn: SessionLimitsContributor) -> None:
     _add("limits", fn)
 
 
+def message_stored_listener_add(fn: MessageStoredListener) -> None:
+    _add("stored", fn)
+
+
+def prompt_memory_provider_add(fn: PromptMemoryProvider) -> None:
+    _add("memory", fn)
+
+
 def ownership_listeners() -> list[OwnershipListener]:
     return list(_registry["ownership"])
 
@@ -75,3 +98,11 @@ def rule_checks() -> list[RuleCheck]:
 
 def session_limits_contributors() -> list[SessionLimitsContributor]:
     return list(_registry["limits"])
+
+
+def message_stored_listeners() -> list[MessageStoredListener]:
+    return list(_registry["stored"])
+
+
+def prompt_memory_providers() -> list[PromptMemoryProvider]:
+    return list(_registry["memory"])

@@ -348,6 +348,22 @@
     ".head button.speak { padding: 4px 8px; }",
     ".head button.speak[aria-pressed=true] { background: #fff; border-color: #fff; color: #1746c2; }",
     ".head button.speak[aria-pressed=true]:hover { background: #eef3ff; }",
+    // Consented memory (memory.js): the question's card above the message box, the head's bookmark, the panel.
+    ".memory-ask { margin: 0; padding: 10px 12px; border-top: 1px solid #d0d7de; background: #eef3ff; font-size: 14px; }",
+    ".memory-ask-text { margin: 0 0 8px; }",
+    ".memory-ask-row, .memory-actions { display: flex; flex-wrap: wrap; gap: 8px; }",
+    ".memory-actions { padding: 10px 16px 14px; border-top: 1px solid #d0d7de; }",
+    ".memory-actions:not(:has(button:not([hidden]))) { display: none; }",
+    ".head button.remember { padding: 4px 8px; }",
+    ".memory-body { padding: 12px 16px; overflow-y: auto; font-size: 14px; }",
+    ".memory-intro, .memory-wording { margin: 0 0 10px; }",
+    ".memory-note { margin: 8px 0 0; color: #8a1c12; } .memory-note:empty { display: none; }",
+    ".memory-list { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 8px; }",
+    ".memory-fact { display: grid; grid-template-columns: 1fr auto; gap: 2px 8px; align-items: center;",
+    "  padding: 8px 10px; border: 1px solid #d0d7de; border-radius: 8px; background: #f6f8fa; }",
+    ".memory-text { overflow-wrap: anywhere; } .memory-date { grid-column: 1; font-size: 12px; color: #57606a; }",
+    ".memory-fact button { grid-column: 2; grid-row: 1 / span 2; padding: 2px 10px; min-height: 32px; font-size: 14px; }",
+    ".memory-empty { color: #57606a; }",
     "@media (max-width: 480px) {",
     "  .root { right: 8px; bottom: 8px; left: 8px; }",
     "  .panel { width: 100%; max-width: none; height: calc(100vh - 84px); max-height: none; }",
@@ -564,6 +580,282 @@
     return Array.from(text).length;
   }
 
+  // static/widget/src/memory.js
+  var MEMORY_TEXT = {
+    open: "What we remember",
+    title: "What we remember",
+    yes: "Yes, remember",
+    no: "No thanks",
+    close: "Close",
+    remove: "Delete",
+    removeName: function(text) {
+      return "Delete: " + text;
+    },
+    forgetAll: "Forget everything",
+    stop: "Stop remembering",
+    start: "Remember what I tell you",
+    since: function(when) {
+      return "You agreed on " + when + ". Delete anything you don't want us to keep.";
+    },
+    nothingYet: "Nothing yet. When you tell us how you like to be contacted, or which plan or device you have, it shows here.",
+    off: "We don't remember anything from your chats: each chat starts fresh.",
+    told: function(when) {
+      return "Told us " + when;
+    },
+    saidYes: "Thanks. We'll remember a few things you tell us; see them under “What we remember”.",
+    saidNo: "Okay, we won't remember anything after this chat.",
+    deleted: "Deleted.",
+    forgotten: "Everything we remembered is deleted.",
+    stopped: "We've stopped remembering and deleted everything we kept.",
+    loading: "Loading…",
+    failed: "We couldn't reach the desk. Please try again.",
+    expired: "Your chat session has ended. Reload the page to start again.",
+    busy: "Too many requests. Please wait a moment and try again."
+  };
+  var PATH = "api/widget/v1/memory";
+  function memoryWidget(deps) {
+    var state = null;
+    var loading = false;
+    var asked = false;
+    var button = el("button", {
+      type: "button",
+      className: "remember",
+      "aria-label": MEMORY_TEXT.open,
+      title: MEMORY_TEXT.open,
+      "aria-haspopup": "dialog"
+    }, [bookmark()]);
+    var cardText = el("p", { className: "memory-ask-text" });
+    var cardYes = el("button", { type: "button", text: MEMORY_TEXT.yes });
+    var cardNo = el("button", { type: "button", className: "secondary", text: MEMORY_TEXT.no });
+    var card = el("div", { className: "memory-ask", role: "region", "aria-label": MEMORY_TEXT.title, hidden: true }, [
+      cardText,
+      el("div", { className: "memory-ask-row" }, [cardYes, cardNo])
+    ]);
+    var live = el("p", { className: "vh", role: "status", "aria-live": "polite" });
+    var heading = el("h3", { id: "hd-memory-title", text: MEMORY_TEXT.title });
+    var intro = el("p", { id: "hd-memory-intro", className: "memory-intro" });
+    var list = el("ul", { className: "memory-list" });
+    var note = el("p", { className: "memory-note", role: "alert" });
+    var wording = el("p", { className: "memory-wording", hidden: true });
+    var start2 = el("button", { type: "button", text: MEMORY_TEXT.start, hidden: true });
+    var forgetAll = el("button", { type: "button", className: "secondary", text: MEMORY_TEXT.forgetAll, hidden: true });
+    var stop = el("button", { type: "button", className: "secondary", text: MEMORY_TEXT.stop, hidden: true });
+    var close = el("button", { type: "button", className: "secondary", text: MEMORY_TEXT.close });
+    var box = el("div", {
+      className: "passage-box memory-box",
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-labelledby": "hd-memory-title",
+      "aria-describedby": "hd-memory-intro"
+    }, [
+      el("div", { className: "passage-head" }, [el("div", { className: "passage-titles" }, [heading]), close]),
+      el("div", { className: "memory-body", tabindex: "0" }, [intro, list, wording, note]),
+      el("div", { className: "memory-actions" }, [start2, forgetAll, stop])
+    ]);
+    var dialog = el("div", { className: "passage memory", hidden: true }, [box, live]);
+    button.addEventListener("click", openDialog);
+    close.addEventListener("click", closeDialog);
+    dialog.addEventListener("click", function(event) {
+      if (event.target === dialog) closeDialog();
+    });
+    dialog.addEventListener("keydown", function(event) {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        closeDialog();
+      } else if (event.key === "Tab") {
+        trapFocus(event);
+      }
+    });
+    cardYes.addEventListener("click", function() {
+      answer(true, MEMORY_TEXT.saidYes);
+    });
+    cardNo.addEventListener("click", function() {
+      answer(false, MEMORY_TEXT.saidNo);
+    });
+    start2.addEventListener("click", function() {
+      answer(true, "");
+    });
+    stop.addEventListener("click", function() {
+      close.focus();
+      answer(false, MEMORY_TEXT.stopped);
+    });
+    start2.addEventListener("click", function() {
+      close.focus();
+    });
+    forgetAll.addEventListener("click", function() {
+      call("DELETE", PATH + "/facts").then(function(result) {
+        if (!result) return;
+        close.focus();
+        refresh(MEMORY_TEXT.forgotten);
+      });
+    });
+    function bookmark() {
+      var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("viewBox", "0 0 24 24");
+      svg.setAttribute("class", "icon");
+      svg.setAttribute("aria-hidden", "true");
+      svg.setAttribute("focusable", "false");
+      var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      path.setAttribute("d", "M7 4h10a1 1 0 0 1 1 1v15l-6-4-6 4V5a1 1 0 0 1 1-1z");
+      svg.appendChild(path);
+      return svg;
+    }
+    function call(method, path, body) {
+      var token = deps.token();
+      if (!token) return Promise.resolve(null);
+      var headers = { Authorization: "Bearer " + token, Accept: "application/json" };
+      if (body !== void 0) headers["Content-Type"] = "application/json";
+      note.textContent = "";
+      return deps.request(deps.url(path), {
+        method,
+        headers,
+        body: body === void 0 ? void 0 : JSON.stringify(body)
+      }).then(function(result) {
+        if (result.ok) return result.body || true;
+        if (result.status === 401) {
+          deps.onUnauthorized();
+          note.textContent = MEMORY_TEXT.expired;
+        } else if (result.status === 429) {
+          note.textContent = MEMORY_TEXT.busy;
+        } else {
+          var message = result.body && typeof result.body.message === "string" ? result.body.message : "";
+          note.textContent = message || MEMORY_TEXT.failed;
+          if (result.status === 404 || result.status === 409) refresh();
+        }
+        return null;
+      }, function() {
+        note.textContent = MEMORY_TEXT.failed;
+        return null;
+      });
+    }
+    function refresh(said) {
+      if (loading) return Promise.resolve();
+      loading = true;
+      return call("GET", PATH).then(function(body) {
+        loading = false;
+        if (body && body.consent) {
+          state = body;
+          show();
+          if (said) announce(said);
+        }
+      });
+    }
+    function answer(remember, said) {
+      if (!state) return;
+      asked = true;
+      card.hidden = true;
+      call("POST", PATH + "/consent", { remember, version: state.ask.version }).then(function(body) {
+        if (!body || !body.consent) return;
+        state = body;
+        show();
+        if (said) announce(said);
+      });
+    }
+    function show() {
+      if (!state) return;
+      var consent = state.consent.state;
+      var on = consent === "granted";
+      card.hidden = asked || consent !== "unasked";
+      cardText.textContent = state.ask.wording;
+      intro.textContent = on ? MEMORY_TEXT.since(day(state.consent.answered_at)) : MEMORY_TEXT.off;
+      list.textContent = "";
+      if (on && !state.facts.length) list.appendChild(el("li", { className: "memory-empty", text: MEMORY_TEXT.nothingYet }));
+      (on ? state.facts : []).forEach(function(fact) {
+        var remove = el("button", {
+          type: "button",
+          className: "secondary",
+          text: MEMORY_TEXT.remove,
+          "aria-label": MEMORY_TEXT.removeName(fact.text)
+        });
+        remove.addEventListener("click", function() {
+          remove.setAttribute("disabled", "");
+          call("DELETE", PATH + "/facts/" + encodeURIComponent(fact.id)).then(function(result) {
+            if (!result) {
+              remove.removeAttribute("disabled");
+              return;
+            }
+            close.focus();
+            refresh(MEMORY_TEXT.deleted);
+          });
+        });
+        list.appendChild(el("li", { className: "memory-fact", "data-fact-id": fact.id }, [
+          el("span", { className: "memory-text", text: fact.text }),
+          el("span", { className: "memory-date", text: MEMORY_TEXT.told(day(fact.created_at)) }),
+          remove
+        ]));
+      });
+      wording.hidden = on;
+      wording.textContent = state.ask.wording;
+      start2.hidden = on;
+      forgetAll.hidden = !on || !state.facts.length;
+      stop.hidden = !on;
+    }
+    function day(iso) {
+      if (!iso) return "";
+      var date = new Date(iso);
+      return isNaN(date.getTime()) ? "" : date.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" });
+    }
+    function announce(text) {
+      live.textContent = "";
+      setTimeout(function() {
+        live.textContent = text;
+      }, 50);
+    }
+    function openDialog() {
+      dialog.hidden = false;
+      intro.textContent = state ? intro.textContent : MEMORY_TEXT.loading;
+      refresh();
+      close.focus();
+    }
+    function closeDialog() {
+      if (dialog.hidden) return;
+      dialog.hidden = true;
+      var back = deps.focusReturn();
+      if (back) back.focus();
+      else button.focus();
+    }
+    function trapFocus(event) {
+      var focusable = Array.prototype.filter.call(
+        box.querySelectorAll("button, [tabindex='0']"),
+        function(node) {
+          return !node.disabled && !node.hidden && node.offsetParent !== null;
+        }
+      );
+      if (!focusable.length) return;
+      var root = (
+        /** @type {ShadowRoot | Document} */
+        box.getRootNode()
+      );
+      var active = root.activeElement;
+      var first = focusable[0];
+      var last = focusable[focusable.length - 1];
+      if (event.shiftKey && (active === first || focusable.indexOf(active) < 0)) {
+        event.preventDefault();
+        last.focus();
+      } else if (!event.shiftKey && (active === last || focusable.indexOf(active) < 0)) {
+        event.preventDefault();
+        first.focus();
+      }
+    }
+    return {
+      button,
+      card,
+      dialog,
+      // The chat was opened: ask once, if this visitor never answered.
+      panelOpened: function() {
+        if (!state) refresh();
+      },
+      // Another session (a sign-in, a sign-out): whatever was shown belonged to someone else.
+      sessionChanged: function() {
+        state = null;
+        asked = false;
+        card.hidden = true;
+        list.textContent = "";
+        if (!dialog.hidden) refresh();
+      }
+    };
+  }
+
   // static/widget/src/main.js
   function start() {
     var SCRIPT = document.currentScript || findScript();
@@ -693,6 +985,7 @@
         warn("the customer's name and email were not signed, so the desk ignored them (sign them with the id).");
       }
       if (previous && previous.conversation_id !== body.conversation_id) resetConversation();
+      if (memory && previous && previous.visitor_id !== body.visitor_id) memory.sessionChanged();
       if (body.notice && TEXT.notices[body.notice]) pendingNotice = TEXT.notices[body.notice];
       showPendingNotice();
       voiceShow();
@@ -756,6 +1049,7 @@
       );
     }
     var ui = null;
+    var memory = null;
     var SUB_DEFAULT = "Support chat";
     var uniq = 0;
     function nextId(prefix) {
@@ -828,6 +1122,17 @@
       var passageMeta = el("p", { id: "hd-passage-meta", className: "passage-meta" });
       var passageClose = el("button", { type: "button", className: "secondary", text: "Close" });
       var passageText = el("div", { className: "passage-text", tabindex: "0", role: "document" });
+      memory = memoryWidget({
+        request: request2,
+        url: api,
+        token: function() {
+          return session ? session.token : null;
+        },
+        onUnauthorized: resession,
+        focusReturn: function() {
+          return memory ? memory.button : null;
+        }
+      });
       var passage = el("div", { className: "passage", hidden: true }, [
         el("div", {
           className: "passage-box",
@@ -846,7 +1151,15 @@
         role: "dialog",
         "aria-label": "Chat with " + tenantName,
         hidden: true
-      }, [el("div", { className: "head" }, [title, voiceUi.speaker, closeButton]), status, log, form, passage]);
+      }, [
+        el("div", { className: "head" }, [title, voiceUi.speaker, memory.button, closeButton]),
+        status,
+        log,
+        memory.card,
+        form,
+        passage,
+        memory.dialog
+      ]);
       var wrapper = el("div", { className: "root" }, [panel, launcher]);
       root.appendChild(wrapper);
       document.body.appendChild(host);
@@ -912,6 +1225,7 @@
       ui.unreadLabel.textContent = "";
       writeStore("sessionStorage", OPEN_KEY, "1");
       connect();
+      memory.panelOpened();
       scrollToEnd(true);
       if (!options || options.focus !== false) ui.textarea.focus();
     }

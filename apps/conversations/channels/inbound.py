@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from functools import partial
 
 from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Tenant
+from apps.conversations import hooks
+from apps.conversations.audit import redaction_audit
 from apps.conversations.channels.registry import ChannelSender, ChannelType, channel_get
 from apps.conversations.events import event_append
 from apps.conversations.locks import conversation_lock_find
@@ -177,7 +180,12 @@ def _store(
             return duplicate
         if locked.status == Conversation.Status.RESOLVED:
             # Writing again after a resolution starts a clean assistant episode.
-            transition_locked(locked, to=Conversation.Status.ASSISTANT, event="conversation.reopened")
+            transition_locked(
+                locked,
+                to=Conversation.Status.ASSISTANT,
+                event="conversation.reopened",
+                actor_kind=ConversationEvent.ActorKind.CUSTOMER,
+            )
         locked.turn += 1
         locked.last_message_at = timezone.now()
         with transaction.atomic():
@@ -194,6 +202,9 @@ def _store(
                 via=channel_type.name,
             )
         event = event_append(locked, "message.created", message=message)
+        for listener in hooks.message_stored_listeners():
+            # After commit, and never at the message's expense: a failing listener is logged, not raised.
+            transaction.on_commit(partial(listener, message), robust=True)
         turn = locked.turn
         conversation_id, tenant_id = locked.id, tenant.id
         transaction.on_commit(lambda: _turn_mark(locked, turn))
@@ -204,6 +215,8 @@ def _store(
             # No socket holds this answer: a worker runs it (after commit, so it sees the message).
             transaction.on_commit(lambda: _turn_enqueue(tenant_id, conversation_id, turn))
             queued = True
+        # What redaction replaced, by type (never the text): last, after the conversation's row lock.
+        redaction_audit(message=message, entity_types=(f.entity_type for f in prepared.findings))
     return Receipt(message=message, seq=event.seq, created=True, owner=locked.status, answer_queued=queued)
 
 

@@ -18,6 +18,7 @@ import { el } from "../../js/lib/el.js";
 import { STYLES } from "./styles.js";
 import { TEXT, sentence } from "./text.js";
 import { charCount, readStore, uuid, writeStore } from "./util.js";
+import { memoryWidget } from "./memory.js";
 
 // Everything runs inside start(), once, as the script tag is executed (document.currentScript is only
 // set then); an early return leaves the host page untouched.
@@ -172,6 +173,7 @@ function start() {
       warn("the customer's name and email were not signed, so the desk ignored them (sign them with the id).");
     }
     if (previous && previous.conversation_id !== body.conversation_id) resetConversation();
+    if (memory && previous && previous.visitor_id !== body.visitor_id) memory.sessionChanged();
     if (body.notice && TEXT.notices[body.notice]) pendingNotice = TEXT.notices[body.notice];
     showPendingNotice();
     voiceShow(); // the company may have turned voice on or off
@@ -246,6 +248,7 @@ function start() {
   // ---------------------------------------------------------------- DOM
 
   var ui = null; // the rendered elements
+  var memory = null; // consented memory: the question's card and the "What we remember" panel (memory.js)
   var SUB_DEFAULT = "Support chat";
   var uniq = 0; // ids of controls drawn more than once (labels point at them)
 
@@ -325,6 +328,13 @@ function start() {
     var passageMeta = el("p", { id: "hd-passage-meta", className: "passage-meta" });
     var passageClose = el("button", { type: "button", className: "secondary", text: "Close" });
     var passageText = el("div", { className: "passage-text", tabindex: "0", role: "document" });
+    memory = memoryWidget({
+      request: request,
+      url: api,
+      token: function () { return session ? session.token : null; },
+      onUnauthorized: resession,
+      focusReturn: function () { return memory ? memory.button : null; },
+    });
     var passage = el("div", { className: "passage", hidden: true }, [
       el("div", {
         className: "passage-box",
@@ -344,7 +354,10 @@ function start() {
       role: "dialog",
       "aria-label": "Chat with " + tenantName,
       hidden: true,
-    }, [el("div", { className: "head" }, [title, voiceUi.speaker, closeButton]), status, log, form, passage]);
+    }, [
+      el("div", { className: "head" }, [title, voiceUi.speaker, memory.button, closeButton]),
+      status, log, memory.card, form, passage, memory.dialog,
+    ]);
 
     var wrapper = el("div", { className: "root" }, [panel, launcher]);
     root.appendChild(wrapper);
@@ -417,6 +430,7 @@ function start() {
     ui.unreadLabel.textContent = "";
     writeStore("sessionStorage", OPEN_KEY, "1");
     connect();
+    memory.panelOpened();
     scrollToEnd(true);
     if (!options || options.focus !== false) ui.textarea.focus();
   }
