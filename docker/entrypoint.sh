@@ -3,6 +3,7 @@
 #
 #   web [daphne options]     apply migrations, then serve HTTP and websockets on 0.0.0.0:8000 (Daphne)
 #   worker [celery options]  run a Celery worker (CELERY_CONCURRENCY processes, default 2)
+#   beat [celery options]    run celery beat, which sends the periodic tasks (the retention run); one only
 #   anything else            run it as given (a shell, `python manage.py createsuperuser`, `daphne ...`)
 #   (no command)             the same as `web`
 #
@@ -41,6 +42,16 @@ case "$1" in
             --loglevel "${LOG_LEVEL:-INFO}" \
             --concurrency "$concurrency" \
             --hostname "helpdesk@%h" \
+            "$@"
+        ;;
+    beat)
+        shift
+        # The schedule file only remembers when each task last ran; losing it with the container costs
+        # at most one early run. One beat per deployment: two would send every periodic task twice.
+        echo "[entrypoint] starting celery beat" >&2
+        exec celery -A helpdesk beat \
+            --loglevel "${LOG_LEVEL:-INFO}" \
+            --schedule "${CELERY_BEAT_SCHEDULE_FILE:-/home/helpdesk/celerybeat-schedule}" \
             "$@"
         ;;
     *)

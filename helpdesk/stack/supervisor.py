@@ -36,6 +36,8 @@ from helpdesk.stack.procs import Child
 from helpdesk.stack.restart import Part, RestartPolicy, Watcher, log_says, postgres_clear_leftovers
 
 DEFAULT_LLM_MODEL = "smollm2-135m-instruct"
+# What `celery beat` logs once its scheduler runs.
+BEAT_READY = "beat: Starting..."
 
 
 class Shutdown(Exception):
@@ -251,20 +253,9 @@ class Supervisor:
             )
         )
         say(f"demo company {demo['tenant']!r} {'loaded' if demo['created'] else 'already loaded'}")
-        say("starting the Celery workers (background work; tools and handoff case files; voice)")
-        # Two workers: a long ingestion never holds up "where is my order?", whose answer waits for it.
-        # A third transcribes voice messages, so a recording never waits behind either (apps/voice).
-        for name, queue, hostname in (
-            ("celery", "celery", "helpdesk"),
-            ("celery-tools", "tools,handoff", "tools"),
-            ("celery-voice", "voice", "voice"),
-        ):
-            argv = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--loglevel", "INFO"]
-            # One voice process: the Whisper model already uses both cores for one clip.
-            concurrency = "1" if queue == "voice" else "2"
-            argv += ["--queues", queue, "--concurrency", concurrency, "--hostname", f"{hostname}@%h"]
-            worker = Child(name, argv, log_path=log / f"{name}.log", env=env, cwd=BASE_DIR, stop_timeout=30)
-            self._spawn(worker, log_says(worker, " ready."), 120)
+        say("starting the Celery workers (background work; tools and handoff case files; voice) and beat")
+        for child, ready_line in self.celery_children(env):
+            self._spawn(child, log_says(child, ready_line), 120)
         say(f"starting Daphne on {self.web_url}")
         web = self._spawn(
             Child(
@@ -284,6 +275,34 @@ class Supervisor:
         self._ready(web)
         self.wait_healthy(timeout=180)
         self.print_welcome(demo)
+
+    def celery_children(self, env: dict[str, str]) -> list[tuple[Child, str]]:
+        """The Celery processes, each with the line its log shows once it is up.
+
+        Two workers: a long ingestion never holds up "where is my order?", whose answer waits for it. A
+        third transcribes voice messages, so a recording never waits behind either (apps/voice). Beat sends
+        the periodic tasks (CELERY_BEAT_SCHEDULE: the retention run); its schedule file is run state, kept
+        beside the stack's lock in var/run, and there is exactly one beat per stack.
+        """
+        log = self.local.log_dir
+        celery = [sys.executable, "-m", "celery", "-A", "helpdesk"]
+        children = []
+        for name, queue, hostname in (
+            ("celery", "celery", "helpdesk"),
+            ("celery-tools", "tools,handoff", "tools"),
+            ("celery-voice", "voice", "voice"),
+        ):
+            # One voice process: the Whisper model already uses both cores for one clip.
+            concurrency = "1" if queue == "voice" else "2"
+            argv = [*celery, "worker", "--loglevel", "INFO", "--queues", queue, "--concurrency", concurrency]
+            argv += ["--hostname", f"{hostname}@%h"]
+            worker = Child(name, argv, log_path=log / f"{name}.log", env=env, cwd=BASE_DIR, stop_timeout=30)
+            children.append((worker, " ready."))
+        schedule = self.local.var_dir / "run" / "celerybeat-schedule"
+        beat_argv = [*celery, "beat", "--loglevel", "INFO", "--schedule", str(schedule)]
+        beat = Child("celery-beat", beat_argv, log_path=log / "celery-beat.log", env=env, cwd=BASE_DIR)
+        children.append((beat, BEAT_READY))
+        return children
 
     def wait_healthy(self, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -60,7 +60,10 @@ def test_an_admin_turns_voice_off_and_keeps_audio(tenant_a: Any, client_as: Any)
         '<dd id="voice-enabled">No: the chat widget shows no microphone, and recordings are refused.</dd>'
         in html
     )
-    assert '<dd id="voice-audio">Kept after transcription; nothing deletes them automatically.</dd>' in html
+    assert (
+        '<dd id="voice-audio">Kept after transcription, for as long as the data retention settings keep '
+        "audio (forever when that is empty).</dd>"
+    ) in html
     assert 'id="voice_audio_keep" name="voice_audio" value="keep" checked>' in html
 
     # And back on, deleting recordings again.
