@@ -3,13 +3,23 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.local")
 
 app = Celery("helpdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _tracing(**kwargs: object) -> None:
+    """Traces in every worker process (docs/architecture/tracing.md). Set up once per process: prefork
+    children inherit the main process's (the OTLP exporter restarts its thread after a fork)."""
+    from apps.core.tracing import tracing_setup
+
+    tracing_setup()
 
 
 def _consumed_queues(consumer: object) -> set[str] | None:
@@ -31,6 +41,8 @@ def _catch_up_after_start(sender: object, **kwargs: object) -> None:
         app.send_task("apps.knowledge.tasks.chunks_reembed")
         # Channel deliveries whose send task was lost (a worker killed mid-retry) go out again, once each.
         app.send_task("apps.conversations.tasks.channel_deliveries_resend_due")
+        # Customer erasures a killed worker left half done resume at their first unrecorded step.
+        app.send_task("apps.erasure.tasks.erasures_resume")
     if queues is None or "tools" in queues:
         # Tool runs a lost message or a killed worker left queued or running past their lease run again
         # (idempotently: the business system sees the same key).

@@ -13,10 +13,13 @@ urlpatterns = [
     path("", include("apps.tools.urls")),
     path("", include("apps.conversations.urls")),
     path("", include("apps.voice.urls")),
+    path("", include("apps.memory.urls")),
     path("", include("apps.handoff.urls")),
     path("", include("apps.messaging.urls")),
     path("", include("apps.demo.urls")),
     path("", include("apps.audit.urls")),
+    path("", include("apps.retention.urls")),
+    path("", include("apps.erasure.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
 ]

@@ -51,9 +51,12 @@ INSTALLED_APPS = [
     "apps.tools",
     "apps.conversations",
     "apps.voice",
+    "apps.memory",
     "apps.handoff",
     "apps.messaging",
     "apps.demo",
+    "apps.retention",
+    "apps.erasure",
 ]
 
 MIDDLEWARE = [
@@ -491,3 +494,36 @@ TRANSCRIBE_TIMEOUT_SECONDS = env.float("TRANSCRIBE_TIMEOUT_SECONDS", 60.0)
 # Bearer token `/metrics` requires. Unset, /metrics is served only to a local development setup (DEBUG on,
 # loopback-only ALLOWED_HOSTS: `make run`) and refused everywhere else; production settings require it.
 METRICS_TOKEN = env.optional("METRICS_TOKEN")
+
+# ---- traces (docs/architecture/tracing.md) ----
+# OpenTelemetry across the turn. Every reply stores its own waterfall either way; spans are exported by
+# OTLP/HTTP only when the collector's base URL is set. OTEL_TRACES_SAMPLER (and _ARG) choose what is
+# exported. HELPDESK_TRACING=0 turns tracing off entirely.
+HELPDESK_TRACING = env.bool("HELPDESK_TRACING", True)
+OTEL_EXPORTER_OTLP_ENDPOINT = env.optional("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", "helpdesk")
+# The per-query instrumentations (Django, psycopg, Redis, httpx): "auto" runs them only when exporting,
+# "all" always (the waterfall then counts each stage's database and Redis calls), "none" never.
+HELPDESK_TRACE_LIBRARIES = env.str("HELPDESK_TRACE_LIBRARIES", "auto")
+
+# ---- data retention (docs/architecture/retention.md) ----
+# celery beat (started by `make run` and the compose file's `beat` service) sends the retention run this
+# often; each run removes what expired under each company's policy, this many rows per transaction.
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", 3600)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", 500)
+if RETENTION_INTERVAL_SECONDS < 60 or RETENTION_BATCH_SIZE < 1:
+    raise ValueError("RETENTION_INTERVAL_SECONDS must be at least 60 and RETENTION_BATCH_SIZE at least 1")
+CELERY_BEAT_SCHEDULE = {
+    "retention-run": {
+        "task": "apps.retention.tasks.retention_run",
+        "schedule": float(RETENTION_INTERVAL_SECONDS),
+        # A run not started within one interval is dropped: the next one does the same work.
+        "options": {"expires": float(RETENTION_INTERVAL_SECONDS)},
+    },
+    # Customer erasures left unfinished for 5 minutes (their worker died, their task was lost) go on.
+    "erasures-resume": {
+        "task": "apps.erasure.tasks.erasures_resume",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
+}
