@@ -1,22 +1,35 @@
-"""A circuit breaker per business-system adapter, shared by every worker through Redis.
+"""A circuit breaker per business-system adapter, shared by every worker through Redis (pybreaker).
 
-Tool runs of one company spread over many worker processes, so an in-process breaker (as the LLM client
-has) would let each process hammer a dead system on its own. Here the state is one Redis hash per adapter:
+Tool runs of one company spread over many worker processes, so an in-process breaker would let each process
+hammer a dead system on its own. The state machine and its storage are pybreaker's
+(`apps.core.breakers.shared_breaker`):
 
 closed --TOOLS_BREAKER_FAILURES consecutive transient failures--> open --TOOLS_BREAKER_RESET_SECONDS-->
-half-open: one trial call (a short Redis lock), the others fail fast --success--> closed, --failure--> open.
+half-open: one trial call, the others fail fast --success--> closed, --failure--> open.
+
+What this module adds to pybreaker:
+
+- The worker classifies an adapter's outcome itself (a transient failure, an answer that is a no, a reply
+  that does not validate), so outcomes are reported with `record_success()` / `record_failure()` rather than
+  by wrapping the call. Each report goes through pybreaker's own `call()`, so its transitions apply.
+- One trial at a time across processes: pybreaker lets "the next call" of each process through when the
+  reset period is over; a short Redis lock (`SET NX EX`) makes it one call in all. The lock expires by itself
+  if its holder dies mid-call.
 
 Redis down means no breaker, not no tools: the adapter is called and its own timeouts still bound it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import pybreaker
 from django.conf import settings
 
+from apps.core.breakers import shared_breaker
 from apps.core.redis import state_key, state_redis
 
 logger = logging.getLogger(__name__)
@@ -28,10 +41,24 @@ class BreakerState:
     failures: int
 
 
+class _Failed(Exception):
+    """Reports a failed attempt to pybreaker."""
+
+
+def _fail() -> None:
+    raise _Failed
+
+
+def _succeed() -> None:
+    return None
+
+
 class AdapterBreaker:
     def __init__(self, key: str) -> None:
         self.key = key
-        self._hash = state_key("breaker", "tool", key)
+        self._breaker = shared_breaker(
+            f"tool:{key}", fail_max=self.threshold, reset_seconds=self.reset_seconds
+        )
         self._trial = state_key("breaker", "tool", key, "trial")
 
     @property
@@ -43,15 +70,15 @@ class AdapterBreaker:
         return float(settings.TOOLS_BREAKER_RESET_SECONDS)
 
     def state(self) -> BreakerState:
-        try:
-            raw = state_redis().hgetall(self._hash)
-        except Exception:
-            return BreakerState("closed", 0)
-        failures = int(raw.get(b"failures", 0))
-        opened_at = float(raw.get(b"opened_at", 0))
-        if not opened_at:
+        storage = self._breaker._state_storage
+        current = storage.state
+        failures = storage.counter
+        if current == pybreaker.STATE_CLOSED:
             return BreakerState("closed", failures)
-        if time.time() - opened_at < self.reset_seconds:
+        if current == pybreaker.STATE_HALF_OPEN:
+            return BreakerState("half_open", failures)
+        opened_at = storage.opened_at
+        if opened_at is not None and (datetime.now(UTC) - opened_at).total_seconds() < self.reset_seconds:
             return BreakerState("open", failures)
         return BreakerState("half_open", failures)
 
@@ -62,35 +89,28 @@ class AdapterBreaker:
         if current.state == "open":
             return False
         try:
-            # One trial at a time; the lock expires by itself if its holder dies mid-call.
-            return bool(state_redis().set(self._trial, b"1", nx=True, ex=max(5, int(self.reset_seconds))))
+            took = bool(state_redis().set(self._trial, b"1", nx=True, ex=max(5, int(self.reset_seconds))))
         except Exception:
             return True
+        if took:
+            self._breaker.half_open()
+        return took
 
     def record_success(self) -> None:
-        try:
-            was = self.state().state
-            state_redis().delete(self._hash, self._trial)
-        except Exception:
-            return
-        if was != "closed":
-            logger.info("tool adapter circuit %s closed again", self.key)
+        with contextlib.suppress(pybreaker.CircuitBreakerError):
+            self._breaker.call(_succeed)
+        self._trial_release()
 
     def record_failure(self) -> None:
-        try:
-            client = state_redis()
-            failures = int(client.hincrby(self._hash, "failures", 1))
-            client.expire(self._hash, 86400)
-            if failures >= self.threshold:
-                opened = client.hget(self._hash, "opened_at")
-                client.hset(self._hash, "opened_at", str(time.time()))
-                client.delete(self._trial)
-                if not opened or self.state().state != "closed":
-                    logger.warning(
-                        "tool adapter circuit %s open after %d consecutive failures", self.key, failures
-                    )
-        except Exception as exc:
-            logger.warning("tool adapter breaker %s not updated: %s", self.key, exc.__class__.__name__)
+        with contextlib.suppress(_Failed, pybreaker.CircuitBreakerError):
+            self._breaker.call(_fail)
+        if self._breaker.current_state == pybreaker.STATE_OPEN:
+            self._trial_release()
+
+    def _trial_release(self) -> None:
+        with contextlib.suppress(Exception):
+            state_redis().delete(self._trial)
 
     def reset(self) -> None:
-        state_redis().delete(self._hash, self._trial)
+        self._breaker.close()
+        self._trial_release()

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def business(tenant_a: TenantStaff, settings) -> Iterator[FakeBusiness]:
     settings.TOOLS_BREAKER_FAILURES = 3
-    settings.TOOLS_BREAKER_RESET_SECONDS = 1.0
+    settings.TOOLS_BREAKER_RESET_SECONDS = 3.0
     settings.TOOLS_MAX_RETRIES = 2
     with FakeBusiness(token="tok") as fake:
         settings.TOOLS_ALLOWED_HOSTS = [fake.host_port]
@@ -62,7 +62,7 @@ def test_a_failing_system_is_retried_then_the_run_fails_and_the_breaker_opens(
 
     # After the reset period one trial goes through; its success closes the breaker.
     business.behaviour = "ok"
-    time.sleep(1.1)
+    time.sleep(3.1)
     trial, _ = _run_to_the_end(propose(tenant_a.tenant, "bill_explain", "{}"))
     assert trial.status == RunStatus.DONE
     assert AdapterBreaker(f"http:{tenant_a.tenant.id}").state().state == "closed"
