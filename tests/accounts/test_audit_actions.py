@@ -236,7 +236,7 @@ def test_failing_changes_write_nothing_and_an_unwritable_row_undoes_the_change(
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr("apps.accounts.actions.audit_record", broken)
+    monkeypatch.setattr("apps.audit.actions.audit_record", broken)
     tenant.refresh_from_db()
     with pytest.raises(RuntimeError):
         services.tenant_configure(tenant=tenant, name="Renamed", actor=admin)
