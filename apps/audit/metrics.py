@@ -172,6 +172,39 @@ COMPOSED_SENTENCES = Family(
     "Sentences a model composed in the compose style: shown (supported by the evidence) or dropped.",
     ("tenant", "result"),
 )
+# Per model endpoint (apps.llm.routing): the label is "model@host", one per registered endpoint plus the
+# configured one, so the number of series stays bounded by what operators and admins register.
+MODEL_REPLIES = Family(
+    "helpdesk_model_replies_total",
+    "counter",
+    "Assistant replies by the model endpoint that answered the conversation and final status.",
+    ("endpoint", "status"),
+)
+MODEL_FIRST_CONTENT = Family(
+    "helpdesk_model_time_to_first_content_seconds",
+    "histogram",
+    "Seconds from the customer's message to the first content of the reply, by model endpoint.",
+    ("endpoint",),
+    TTFT_BUCKETS,
+)
+MODEL_ERRORS = Family(
+    "helpdesk_model_errors_total",
+    "counter",
+    "Replies that ended with an error the customer was shown, by model endpoint and stable error code.",
+    ("endpoint", "code"),
+)
+MODEL_ABSTENTIONS = Family(
+    "helpdesk_model_abstentions_total",
+    "counter",
+    "Questions the assistant declined to answer, by the model endpoint of the conversation.",
+    ("endpoint",),
+)
+MODEL_COMPOSED_SENTENCES = Family(
+    "helpdesk_model_composed_sentences_total",
+    "counter",
+    "Sentences a model endpoint composed: shown (supported by the evidence) or dropped (unsupported).",
+    ("endpoint", "result"),
+)
 FAMILIES = (
     TTFT,
     TPS,
@@ -187,6 +220,11 @@ FAMILIES = (
     RATINGS,
     ANSWER_CACHE,
     COMPOSED_SENTENCES,
+    MODEL_REPLIES,
+    MODEL_FIRST_CONTENT,
+    MODEL_ERRORS,
+    MODEL_ABSTENTIONS,
+    MODEL_COMPOSED_SENTENCES,
 )
 _BY_NAME = {family.name: family for family in FAMILIES}
 
@@ -265,6 +303,34 @@ def composed_sentences_count(*, tenant: str, shown: int, dropped: int) -> None:
         ops.append((_field(COMPOSED_SENTENCES.name, (tenant, "dropped")), dropped))
     if ops:
         _record(ops)
+
+
+def model_reply_observe(
+    *,
+    endpoint: str,
+    status: str,
+    ttft_seconds: float | None,
+    shown: int = 0,
+    dropped: int = 0,
+    abstained: bool = False,
+    error_code: str = "",
+) -> None:
+    """One finished reply of a conversation answered by the model endpoint labelled `endpoint`
+    ("model@host", apps.llm.routing.Route.label): its status, time to first content, the sentences the
+    model composed (shown or dropped), whether it abstained and the error code it showed, if any."""
+    status = status if status in REPLY_STATUSES else OTHER
+    ops: list[tuple[str, int | float]] = [(_field(MODEL_REPLIES.name, (endpoint, status)), 1)]
+    ops += _histogram_ops(MODEL_FIRST_CONTENT, endpoint, ttft_seconds)
+    if abstained:
+        ops.append((_field(MODEL_ABSTENTIONS.name, (endpoint,)), 1))
+    if error_code:
+        code = error_code if error_code in ERROR_CODES else OTHER
+        ops.append((_field(MODEL_ERRORS.name, (endpoint, code)), 1))
+    if shown > 0:
+        ops.append((_field(MODEL_COMPOSED_SENTENCES.name, (endpoint, "shown")), shown))
+    if dropped > 0:
+        ops.append((_field(MODEL_COMPOSED_SENTENCES.name, (endpoint, "dropped")), dropped))
+    _record(ops)
 
 
 def _histogram_ops(family: Family, tenant: str, value: float | None) -> list[tuple[str, int | float]]:

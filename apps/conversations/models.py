@@ -84,6 +84,16 @@ class Conversation(TenantScopedModel):
     # When the widget session that holds this conversation was ended (the guest signed in as a customer):
     # its token no longer opens it.
     visitor_ended_at = models.DateTimeField(null=True, blank=True)
+    # The model that answers it, decided once when it starts (apps.llm.routing): empty, the company's
+    # current model; set, a canary's candidate. Which arm of which canary it joined stays for the
+    # comparison after the canary ends.
+    model_endpoint = models.ForeignKey(
+        "llm.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    canary = models.ForeignKey(
+        "llm.Canary", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    canary_arm = models.CharField(max_length=12, blank=True, default="")  # "", "current", "candidate"
 
     class Meta:
         ordering = ["-created_at"]

@@ -53,6 +53,7 @@ from apps.core.event_types import ConversationActivity
 from apps.core.realtime import StaffStream, staff_publish
 from apps.core.redis import state_key, state_redis
 from apps.guardrails.pii import PIIFinding, RedactedText, pii_redact, pii_redact_with_findings
+from apps.llm.routing import canary_assign
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,15 @@ def conversation_start(
     *, tenant: Tenant, contact: Contact | None = None, channel: str = Channel.CLI
 ) -> Conversation:
     channel_get(channel)  # a registered channel name, or BadRequest
-    return Conversation.objects.create(tenant=tenant, contact=contact, channel=channel)
+    endpoint_id, canary_id, arm = canary_assign(tenant_id=tenant.id)
+    return Conversation.objects.create(
+        tenant=tenant,
+        contact=contact,
+        channel=channel,
+        model_endpoint_id=endpoint_id,
+        canary_id=canary_id,
+        canary_arm=arm,
+    )
 
 
 def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bool = True) -> Conversation:
@@ -77,6 +86,7 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bo
         raise SessionRevoked()  # signed out, a rotated secret, or past its expiry
     conversation = conversation_lock_find(conversation_id=claims.conversation_id, tenant_id=tenant.id)
     if conversation is None:
+        endpoint_id, canary_id, arm = canary_assign(tenant_id=tenant.id)
         try:
             with transaction.atomic():
                 Conversation.objects.create(
@@ -85,6 +95,9 @@ def _conversation_lock(*, tenant: Tenant, claims: SessionClaims, from_widget: bo
                     visitor_id=claims.visitor_id,
                     contact_id=claims.contact_id,
                     channel=Conversation.Channel.WIDGET,
+                    model_endpoint_id=endpoint_id,
+                    canary_id=canary_id,
+                    canary_arm=arm,
                 )
         except IntegrityError:
             pass  # created concurrently by the same visitor's other tab

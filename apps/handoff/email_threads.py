@@ -30,6 +30,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import agent_display_name
 from apps.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from apps.handoff.models import EmailThread, EmailThreadMessage
+from apps.llm.routing import canary_assign
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +166,12 @@ def _sender_check(*, thread: EmailThread, email: ThreadEmail) -> None:
 
 def _thread_start(*, tenant: Tenant, email: ThreadEmail) -> EmailThread:
     contact = email_contact_verified(tenant=tenant, address=email.address, authenticated=email.authenticated)
+    endpoint_id, canary_id, arm = canary_assign(tenant_id=tenant.id)
     conversation = Conversation.objects.create(
         tenant=tenant,
+        model_endpoint_id=endpoint_id,
+        canary_id=canary_id,
+        canary_arm=arm,
         channel=EMAIL,
         channel_address=email.address,
         contact=contact,

@@ -33,18 +33,25 @@ def llm_client(*, timeout: float | None = None) -> openai.OpenAI:
     return _client(settings.LLM_BASE_URL, settings.LLM_API_KEY, timeout or settings.LLM_TIMEOUT_SECONDS)
 
 
+NO_KEY = "no-key"
 _async_clients: dict[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = {}
 _async_lock = threading.Lock()
 
 
-def async_llm_client(*, base_url: str | None = None) -> openai.AsyncOpenAI:
+def async_llm_client(*, base_url: str | None = None, api_key: str | None = None) -> openai.AsyncOpenAI:
     """The async client for the running event loop; callers pass explicit timeouts per request.
+    `api_key` None: LLM_API_KEY (a registered endpoint passes its own, apps.llm.routing).
 
     One per loop because an httpx connection pool belongs to the loop that opened it: sharing one across
     loops (a Celery task's `asyncio.run`, each test) fails with "Event loop is closed".
     """
     loop = asyncio.get_running_loop()
-    key = (base_url or settings.LLM_BASE_URL, settings.LLM_API_KEY)
+    # An endpoint registered without a key (a model server on the company's own network needs none) still
+    # sends one: the SDK refuses to start without it, and such servers ignore it.
+    key = (
+        base_url or settings.LLM_BASE_URL,
+        (settings.LLM_API_KEY if api_key is None else api_key) or NO_KEY,
+    )
     with _async_lock:
         for closed in [other for other in _async_clients if other.is_closed()]:
             del _async_clients[closed]

@@ -28,6 +28,7 @@ from apps.llm.models import ModelProfile
 
 if TYPE_CHECKING:
     from apps.accounts.models import Tenant
+    from apps.llm.routing import Route
 
 # Below this many composed sentences a support rate says too little (one slip in 19 is already 95%).
 MIN_SENTENCES = 20
@@ -93,7 +94,12 @@ def profile_record(
 
 def profile_current() -> ModelProfile | None:
     """The profile of the configured model (LLM_BASE_URL, LLM_MODEL), or None when it was never measured."""
-    key = (_endpoint(settings.LLM_BASE_URL), settings.LLM_MODEL)
+    return profile_of(base_url=settings.LLM_BASE_URL, model=settings.LLM_MODEL)
+
+
+def profile_of(*, base_url: str, model: str) -> ModelProfile | None:
+    """The profile of `model` at `base_url` (a registered endpoint's, or the configured one), or None."""
+    key = (_endpoint(base_url), model.strip())
     now = time.monotonic()
     cached = _cache.get(key)
     if cached is not None and cached[0] > now:
@@ -111,11 +117,17 @@ def profile_cache_clear() -> None:
         _cache.clear()
 
 
-def style_auto() -> tuple[str, str]:
-    """What the "auto" answer style means right now: ("compose" | "quote", the reason in one sentence)."""
-    profile = profile_current()
+def style_auto(route: Route | None = None) -> tuple[str, str]:
+    """What the "auto" answer style means right now for the model of `route` (None: the configured
+    model): ("compose" | "quote", the reason in one sentence)."""
+    if route is None or route.endpoint_id is None:
+        profile = profile_current()
+        not_profiled = NOT_PROFILED
+    else:
+        profile = profile_of(base_url=route.base_url, model=route.model)
+        not_profiled = f"{route.label} has not been profiled; run manage.py model_profile against it"
     if profile is None:
-        return AnswerStyle.QUOTE.value, NOT_PROFILED
+        return AnswerStyle.QUOTE.value, not_profiled
     rate = f"{profile.support_rate * 100:.1f}%"
     needed = f"{min_support() * 100:.1f}%"
     when = f"measured {profile.measured_at:%Y-%m-%d}"
@@ -135,13 +147,16 @@ def style_auto() -> tuple[str, str]:
     )
 
 
-def style_for(tenant: Tenant) -> tuple[str, str]:
-    """How to word this company's answers: ("quote" | "compose", the reason in one sentence). The
-    company's own choice wins; "auto" follows the configured model's profile."""
+def style_for(tenant: Tenant, route: Route | None = None) -> tuple[str, str]:
+    """How to word this company's answers when `route` answers (None: the configured model):
+    ("quote" | "compose", the reason in one sentence). The company's own choice wins; under "auto", the
+    endpoint's own quote or compose, else the profile of the route's model."""
     if tenant.answer_style in (AnswerStyle.QUOTE, AnswerStyle.COMPOSE):
         style = str(tenant.answer_style)
         return style, f"the company chose to {style} answers in its settings"
-    return style_auto()
+    if route is not None and route.style in (AnswerStyle.QUOTE, AnswerStyle.COMPOSE):
+        return route.style, f"the endpoint {route.label} is set to {route.style} answers"
+    return style_auto(route)
 
 
 def register_auto_style() -> None:

@@ -148,8 +148,11 @@ async def chat_stream(
     model: str | None = None,
     base_url: str | None = None,
     on_wait: OnWait | None = None,
+    api_key: str | None = None,
 ) -> StreamOutcome:
-    """`on_wait(position)`, if given, is awaited while the call waits for a stream slot: when it starts
+    """`api_key` None: LLM_API_KEY; a registered endpoint's route passes its own (apps.llm.routing).
+
+    `on_wait(position)`, if given, is awaited while the call waits for a stream slot: when it starts
     waiting, whenever its place in the queue changes (1 = next), and every few seconds otherwise. It is not
     called when a slot is free at once. Whatever it raises ends the call, as `on_delta`'s errors do."""
     model = model or settings.LLM_MODEL
@@ -184,6 +187,7 @@ async def chat_stream(
             endpoint=endpoint,
             started=started,
             queued_seconds=waited,
+            api_key=api_key,
         )
     finally:
         queue.release()
@@ -200,6 +204,7 @@ async def _chat_stream(
     endpoint: str,
     started: float,
     queued_seconds: float,
+    api_key: str | None = None,
 ) -> StreamOutcome:
     """`chat_stream` once it holds a stream slot: the attempts, the breaker, the outcome."""
     max_attempts = max(1, int(settings.LLM_MAX_ATTEMPTS))
@@ -227,7 +232,7 @@ async def _chat_stream(
         others_before, started_before = queue.in_flight - 1, queue.started
         try:
             await _stream_once(
-                async_llm_client(base_url=endpoint),
+                async_llm_client(base_url=endpoint, api_key=api_key),
                 attempt,
                 on_delta,
                 model=model,

@@ -59,6 +59,11 @@ def test_empty_render_declares_every_family_and_nothing_else():
         "helpdesk_csat_ratings_total": "counter",
         "helpdesk_answer_cache_total": "counter",
         "helpdesk_composed_sentences_total": "counter",
+        "helpdesk_model_replies_total": "counter",
+        "helpdesk_model_time_to_first_content_seconds": "histogram",
+        "helpdesk_model_errors_total": "counter",
+        "helpdesk_model_abstentions_total": "counter",
+        "helpdesk_model_composed_sentences_total": "counter",
     }
     assert exposition.samples == []
 

@@ -26,6 +26,7 @@ from apps.conversations.prompting import (
 from apps.guardrails.input_checks import neutralize_untrusted
 from apps.guardrails.pii import RedactedText
 from apps.guardrails.support import SentenceBuffer, support_check
+from apps.llm.routing import Route
 from apps.llm.streaming import ChatMessage, LLMCallError, OnWait, StreamOutcome, chat_stream
 
 MAX_SENTENCES = 3
@@ -89,9 +90,11 @@ async def compose_checked(
     question: str,
     show: Callable[[str], Awaitable[None]],
     on_wait: OnWait | None = None,
+    route: Route | None = None,
 ) -> Composed:
-    """Streams the model's answer through the support check; `show` receives each supported sentence.
-    A failed model call ends it with `error` set and the sentences shown until then."""
+    """Streams the model's answer (from `route`'s model; None: the configured one) through the support
+    check; `show` receives each supported sentence. A failed model call ends it with `error` set and the
+    sentences shown until then."""
     composed = Composed()
     buffer = SentenceBuffer()
 
@@ -121,6 +124,9 @@ async def compose_checked(
             temperature=settings.LLM_TEMPERATURE,
             stop=STOP_SEQUENCES,
             on_wait=on_wait,
+            model=route.model if route else None,
+            base_url=route.base_url if route else None,
+            api_key=route.api_key if route else None,
         )
     except LLMCallError as exc:
         composed.error = exc  # a sentence cut off mid-way is never judged, so never shown

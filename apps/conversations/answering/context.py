@@ -2,7 +2,7 @@
 
 Every stage of the answer takes this (and what earlier stages returned) instead of reading the
 conversation again: the turn's customer messages, the memory before them, the previous question (for
-follow-ups), the verified customer, and the answer style in force.
+follow-ups), the verified customer, the model that answers it (its route) and the answer style in force.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from apps.accounts.models import Tenant
 from apps.conversations import hooks, selectors
-from apps.conversations.models import Message
+from apps.conversations.models import Conversation, Message
 from apps.conversations.prompting import HistoryItem
 from apps.guardrails.pii import RedactedText
 from apps.llm.profiles import style_for
+from apps.llm.routing import Route, conversation_route
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class TurnContext:
     customer: str | None  # the verified customer's external id; None for an anonymous visitor
     style: str  # "quote" | "compose"
     style_reason: str
+    route: Route  # the model that answers this conversation (apps.llm.routing), decided when it started
     # What the customer told us in earlier sessions, with their consent (apps.memory), oldest first.
     remembered: tuple[RedactedText, ...] = ()
 
@@ -40,7 +42,13 @@ def turn_context_read(*, tenant: Tenant, reply: Message) -> TurnContext:
     history = selectors.history_messages(conversation_id=reply.conversation_id, before_turn=first_turn)
     customer = selectors.conversation_customer(conversation_id=reply.conversation_id)
     previous = next((m for m in reversed(history) if m.role == Message.Role.CUSTOMER), None)
-    style, reason = style_for(tenant)
+    endpoint_id = (
+        Conversation.objects.filter(id=reply.conversation_id, tenant=tenant)
+        .values_list("model_endpoint_id", flat=True)
+        .first()
+    )
+    route = conversation_route(tenant_id=tenant.id, endpoint_id=endpoint_id)
+    style, reason = style_for(tenant, route)
     return TurnContext(
         tenant=tenant,
         conversation_id=reply.conversation_id,
@@ -51,6 +59,7 @@ def turn_context_read(*, tenant: Tenant, reply: Message) -> TurnContext:
         customer=customer,
         style=style,
         style_reason=reason,
+        route=route,
         # Only a model's prompt uses it: a quoted answer is the policy's own words, whoever asks.
         remembered=tuple(
             fact

@@ -9,6 +9,7 @@ from apps.conversations.channels.registry import ChannelSender
 from apps.conversations.locks import channel_conversation_lock
 from apps.conversations.models import Conversation
 from apps.core.errors import BadRequest
+from apps.llm.routing import canary_assign
 
 KEY_MAX = 200
 
@@ -22,10 +23,14 @@ def keyed_conversation_open(*, tenant: Tenant, channel: str, key: str, sender: C
     found = _keyed_lock(tenant=tenant, channel=channel, key=key)
     if found is not None:
         return found
+    endpoint_id, canary_id, arm = canary_assign(tenant_id=tenant.id)
     try:
         with transaction.atomic():
             created = Conversation.objects.create(
                 tenant=tenant,
+                model_endpoint_id=endpoint_id,
+                canary_id=canary_id,
+                canary_arm=arm,
                 channel=channel,
                 channel_key=key,
                 channel_address=sender.address[:254],
