@@ -64,7 +64,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -75,6 +74,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from apps.releases.grading import answer_grade, unsupported_numbers  # noqa: E402
+from apps.releases.report import table_lines  # noqa: E402
 from bench.answer_quality import POLICIES, QUESTIONS, policy_title  # noqa: E402
 from bench.stats import p50_p95  # noqa: E402
 from bench.ttft import (  # noqa: E402
@@ -94,15 +95,6 @@ CACHE_PAIRS = ROOT / "bench" / "data" / "cache_near_misses.jsonl"
 STYLES = ("quote", "compose")
 COMPOSE_LIMIT = 40
 DEFAULT_CONCURRENT = 8
-# /work/shared/tools/widget_answers.py's: an abstention says it does not know.
-ABSTAIN_WORDS = (
-    "couldn't find",
-    "could not find",
-    "don't know",
-    "do not know",
-    "no information",
-    "not in our policies",
-)
 WARMUP_QUESTION = "How do I pay my bill?"
 SMOKE_ANSWERABLE, SMOKE_UNANSWERABLE, SMOKE_COMPOSE, SMOKE_CONCURRENT = 3, 2, 2, 2
 
@@ -166,42 +158,7 @@ def cache_pairs() -> list[dict[str, Any]]:
 
 # ---- grading -----------------------------------------------------------------------------------------
 
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
-_SPACES = re.compile(r"\s+")
-
-
-def _fold(text: str) -> str:
-    return _SPACES.sub(" ", text.translate(_QUOTES).casefold())
-
-
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
-_NUMBER_WORDS = {
-    word: n
-    for n, word in enumerate(
-        (
-            *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
-            *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"),
-            *("nineteen", "twenty"),
-        )
-    )
-}
-_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100})
-_WORD = re.compile(r"[a-z]+")
-
-
-def numbers_in(text: str) -> set[str]:
-    """The numbers a text states, as plain digits: "€12.00" -> "12", "1,000" -> "1000", "three" -> "3".
-    Deliberately simpler and stricter than the support check: no units, no question."""
-    folded = text.casefold()
-    found: set[str] = set()
-    for match in _DIGITS.finditer(folded):
-        value = match.group(0)
-        value = re.sub(r",(?=\d{3}\b)", "", value).replace(",", ".")
-        if "." in value:
-            value = value.rstrip("0").rstrip(".")
-        found.add(str(int(value)) if value.isdigit() else value)
-    found.update(str(_NUMBER_WORDS[w]) for w in _WORD.findall(folded) if w in _NUMBER_WORDS)
-    return found
+# Graded by apps/releases/grading.py, the one copy golden runs (manage.py golden_run) share.
 
 
 @dataclass
@@ -231,19 +188,19 @@ def grade(question: Question, style: str, reply: Reply | None, record: dict[str,
         graded.failure = reply.status or "no final event"
         if reply.ttft_ms is None and reply.status == "complete":
             graded.failure = "no content"
-    text = _fold(reply.text)
     titles = [str(c.get("title") or "") for c in reply.citations]
-    says_unknown = any(word in text for word in ABSTAIN_WORDS)
-    graded.abstained = reply.abstained or (not titles and says_unknown)
-    graded.document_cited = bool(question.document) and any(
-        t.casefold() == question.document.casefold() for t in titles
+    verdict = answer_grade(
+        text=reply.text,
+        titles=titles,
+        answerable=question.answerable,
+        expect=question.expect,
+        document=question.document,
+        need_document=question.set == "acceptance",
+        reply_abstained=reply.abstained,
     )
-    if question.answerable:
-        fact = any(_fold(phrase) in text for phrase in question.expect)
-        graded.right = fact and (graded.document_cited if question.set == "acceptance" else bool(titles))
-    else:
-        graded.right = not titles and says_unknown
-    graded.right = graded.right and not graded.failure
+    graded.abstained = verdict.abstained
+    graded.document_cited = verdict.document_cited
+    graded.right = verdict.right and not graded.failure
     if record is not None:
         retrieval = record["retrieval"]
         graded.server_first_ms = record["timings"].get("ttft_ms")
@@ -252,17 +209,11 @@ def grade(question: Question, style: str, reply: Reply | None, record: dict[str,
         graded.shown = [str(s) for s in answer.get("shown") or []]
         graded.dropped = len(answer.get("dropped") or [])
         graded.fell_back = bool(answer.get("fell_back_to_quote"))
-        evidence = " ".join(
-            s for item in retrieval.get("evidence") or [] for s in item.get("sentences") or []
+        graded.unsupported = unsupported_numbers(
+            shown=graded.shown,
+            evidence=[s for item in retrieval.get("evidence") or [] for s in item.get("sentences") or []],
+            question=question.text,
         )
-        allowed = numbers_in(evidence)
-        asked = numbers_in(question.text)
-        for sentence in graded.shown:
-            missing = sorted(numbers_in(sentence) - allowed)
-            if missing:
-                graded.unsupported.append(
-                    {"sentence": sentence, "missing": missing, "in_question": set(missing) <= asked}
-                )
     return graded
 
 
@@ -496,35 +447,15 @@ def _ms(value: float | None) -> str:
     return f"{value:7.0f} ms" if value is not None else f"{'-':>7}   "
 
 
-def _cell(value: Any, width: int) -> str:
-    return f"{'-' if value is None else value!s:>{width}}"
-
-
 def print_table(styles: dict[str, dict[str, Any]], cache: dict[str, Any] | None) -> None:
-    print(
-        "right: answerable and right / answerable; abstained: rightly abstained / unanswerable; wrongly:\n"
-        "answerable but abstained; unsupported: composed sentences shown with a number the evidence lacks;\n"
-        "composed: composed sentences shown; dropped: refused by the support check; times in ms from send"
-    )
-    print()
-    print(
-        f"{'style':<9}{'set':<12}{'right':>9}{'abstained':>11}{'wrongly':>9}{'unsupported':>13}"
-        f"{'composed':>10}{'dropped':>9}{'first p50':>11}{'p95':>8}{'complete p50':>14}{'p95':>8}"
-        f"{'failed':>8}"
-    )
-    for style, sets in styles.items():
-        for name in ("acceptance", "labelled"):
-            row = sets.get(name)
-            if row is None:
-                continue
-            print(
-                f"{style:<9}{name:<12}{row['right']:>4}/{row['answerable']:<4}"
-                f"{row['abstained_right']:>6}/{row['unanswerable']:<4}{row['wrongly_abstained']:>9}"
-                f"{row['unsupported_shown']:>13}{row['composed_shown']:>10}{row['dropped']:>9}"
-                f"{_cell(row['first_content_ms']['p50'], 11)}{_cell(row['first_content_ms']['p95'], 8)}"
-                f"{_cell(row['complete_ms']['p50'], 14)}{_cell(row['complete_ms']['p95'], 8)}"
-                f"{row['failed']:>8}"
-            )
+    rows = [
+        (style, name, sets[name])
+        for style, sets in styles.items()
+        for name in ("acceptance", "labelled")
+        if sets.get(name) is not None
+    ]
+    for line in table_lines(rows):
+        print(line)
     for style, sets in styles.items():
         row = sets.get("concurrent")
         if row is None:

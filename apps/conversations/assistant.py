@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 
 from apps.accounts.models import Tenant
 from apps.accounts.selectors import tenant_fresh
-from apps.conversations import services
+from apps.conversations import hooks, services
 from apps.conversations.answering.outcomes import ABSTAIN_TEXT, ABUSE_TEXT, INJECTION_TEXT
 from apps.conversations.answering.pipeline import Answer
 from apps.conversations.models import Message
@@ -34,6 +34,7 @@ from apps.core import tracing
 from apps.core.dbasync import db_async
 from apps.core.errors import Conflict
 from apps.core.redis import astate_redis, state_key
+from apps.core.rehearsal import rehearsing
 from apps.guardrails.pii import pii_redact
 
 __all__ = ["ABSTAIN_TEXT", "ABUSE_TEXT", "INJECTION_TEXT", "TurnResult", "assistant_turn_run"]
@@ -203,6 +204,7 @@ async def _turn_run(
         # left streaming must look stale, so a reconnect's sweep marks it interrupted.
         await asyncio.shield(stream.close())
     await _handoff_if_needed(answer, final)
+    await _reply_finished(final)
     return TurnResult(
         message=final, timings=answer.timings, retrieval=answer.retrieval_info, tools=answer.tools_info
     )
@@ -239,7 +241,10 @@ def _with(outcome: ReplyOutcome, **changes: Any) -> ReplyOutcome:
 
 
 async def _handoff_if_needed(answer: Answer, final: Message) -> None:
-    """Hands the conversation to a person when this turn calls for it (docs/architecture/handoff.md)."""
+    """Hands the conversation to a person when this turn calls for it (docs/architecture/handoff.md).
+    A rehearsal (a golden answer being checked) has nobody to hand over."""
+    if rehearsing():
+        return
     trigger = answer.handoff or await db_async(after_answer_trigger)(
         message=final, tools=answer.tools.runs if answer.tools else []
     )
@@ -248,6 +253,18 @@ async def _handoff_if_needed(answer: Answer, final: Message) -> None:
     await db_async(conversation_handoff)(
         conversation_id=final.conversation_id, tenant_id=final.tenant_id, trigger=trigger
     )
+
+
+async def _reply_finished(final: Message) -> None:
+    """Tells the apps that follow replies (hooks.reply_finished_listeners: a running canary is evaluated);
+    the reply is stored already, so a listener's failure is logged, never the customer's problem."""
+    if rehearsing():
+        return
+    for listener in hooks.reply_finished_listeners():
+        try:
+            await db_async(listener)(final)
+        except Exception:
+            logger.exception("reply-finished listener failed for reply %s", final.id)
 
 
 async def _watch_turn(

@@ -10,7 +10,9 @@ in its AppConfig.ready()). The handoff app registers here; conversations never i
   `limits` of every widget session (the voice app registers one);
 - message-stored listeners: a customer's message, after its transaction commits (the memory app
   remembers what the customer agreed to have remembered);
-- prompt memory providers: what the customer told us in earlier sessions, for the answer's prompt.
+- prompt memory providers: what the customer told us in earlier sessions, for the answer's prompt;
+- reply-finished listeners: an assistant reply, stored and committed, after its turn (handoff included);
+  not while rehearsing (apps.core.rehearsal). The releases app evaluates a running canary with it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ SessionLimitsContributor = Callable[["Tenant"], dict[str, Any]]
 MessageStoredListener = Callable[["Message"], Any]
 # (tenant id, conversation id) -> redacted statements of the customer from earlier sessions, oldest first.
 PromptMemoryProvider = Callable[[uuid.UUID, uuid.UUID], "list[RedactedText]"]
+ReplyFinishedListener = Callable[["Message"], Any]
 
 _registry: dict[str, list[Any]] = {
     "ownership": [],
@@ -44,6 +47,7 @@ _registry: dict[str, list[Any]] = {
     "limits": [],
     "stored": [],
     "memory": [],
+    "finished": [],
 }
 
 
@@ -80,6 +84,10 @@ def prompt_memory_provider_add(fn: PromptMemoryProvider) -> None:
     _add("memory", fn)
 
 
+def reply_finished_listener_add(fn: ReplyFinishedListener) -> None:
+    _add("finished", fn)
+
+
 def ownership_listeners() -> list[OwnershipListener]:
     return list(_registry["ownership"])
 
@@ -106,3 +114,7 @@ def message_stored_listeners() -> list[MessageStoredListener]:
 
 def prompt_memory_providers() -> list[PromptMemoryProvider]:
     return list(_registry["memory"])
+
+
+def reply_finished_listeners() -> list[ReplyFinishedListener]:
+    return list(_registry["finished"])

@@ -20,8 +20,11 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from asgiref.sync import sync_to_async
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
+
+from apps.core.rehearsal import rehearsing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +49,12 @@ def db_executor() -> ThreadPoolExecutor | None:
 
 def db_async(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     """`fn` as a coroutine function that runs it on a database thread, closing the thread's old or broken
-    connections before and after (as `database_sync_to_async` does)."""
+    connections before and after (as `database_sync_to_async` does).
+
+    While rehearsing (apps/core/rehearsal.py) it runs on the caller's thread without the clean-up: the
+    caller holds an open transaction there, which every query of the turn must join."""
+    if rehearsing():
+        return sync_to_async(fn, thread_sensitive=True)
     executor = db_executor()
     if executor is None:
         return DatabaseSyncToAsync(fn)

@@ -3,6 +3,7 @@ policies (data/policies). Loading it twice changes nothing."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,16 @@ from apps.knowledge import ingestion
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document, VersionStatus
 from apps.messaging import demo_phone
+from apps.releases import services as releases
+from apps.releases.models import GoldenQuestion
 from apps.telco.services import demo_telco_load
 from apps.tools import services as tools
 from apps.tools.models import AdapterKind, Approval, TenantTool
 from helpdesk.keys import read_secret, secret_file, write_secret
 
 DEMO_POLICIES = Path(__file__).resolve().parent / "data" / "policies"
+# The demo's golden answers: the acceptance questions, {"q", "doc", "expect"} (doc null: must abstain).
+DEMO_GOLDEN = Path(__file__).resolve().parent / "data" / "golden.jsonl"
 
 DEMO_SLUG = "nimbus"
 
@@ -75,6 +80,7 @@ def demo_load(*, origins: list[str]) -> DemoResult:
     demo_handoff_load(tenant=result.tenant)
     demo_messaging_load(tenant=result.tenant, origins=origins)
     published = demo_knowledge_load(tenant=result.tenant)
+    demo_golden_load(tenant=result.tenant)
     return DemoResult(
         tenant=result.tenant, created=result.created, logins=result.logins, documents_published=published
     )
@@ -165,6 +171,26 @@ def demo_knowledge_load(*, tenant: Tenant) -> int:
             knowledge.version_publish(version=ingested, actor=None)
             published += 1
     return published
+
+
+@transaction.atomic
+def demo_golden_load(*, tenant: Tenant) -> int:
+    """The demo's golden questions (`manage.py golden_run --tenant nimbus` must pass them all), unless the
+    company has golden questions already. Returns how many were added."""
+    if GoldenQuestion.objects.for_tenant(tenant).exists():
+        return 0
+    rows = [json.loads(line) for line in DEMO_GOLDEN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for row in rows:
+        releases.golden_question_create(
+            tenant=tenant,
+            question=row["q"],
+            expect=row.get("expect") or [],
+            document_title=row.get("doc"),
+            must_abstain=not row.get("doc"),
+            source=GoldenQuestion.Source.DEMO,
+            actor=None,
+        )
+    return len(rows)
 
 
 @transaction.atomic

@@ -22,6 +22,7 @@ from apps.conversations.toolcalls import ToolsOutcome
 from apps.conversations.triggers import handover_text
 from apps.core.dbasync import db_async
 from apps.core.redis import astate_redis, state_key
+from apps.core.rehearsal import rehearsing
 from apps.guardrails.input_checks import InputVerdict
 from apps.guardrails.pii import RedactedText
 from apps.knowledge.selectors import Retrieval
@@ -261,6 +262,8 @@ class Outcomes:
         return False
 
     async def _count_tokens(self, llm: StreamOutcome) -> None:
+        if rehearsing():
+            return  # a golden run's tokens are not the customers' budget
         used = (llm.prompt_tokens or 0) + llm.completion_tokens + self.decision_tokens
         try:
             client = astate_redis()
@@ -272,6 +275,8 @@ class Outcomes:
             logger.warning("token usage not counted: %s", exc.__class__.__name__)
 
     def record_metrics(self, final: Message) -> None:
+        if rehearsing():
+            return  # a golden run's replies are not customers' replies
         slug = self.tenant.slug
         status = "abstained" if final.abstained else final.status
         if final.error_code == "refused":
@@ -299,4 +304,15 @@ class Outcomes:
                 tenant=slug,
                 shown=len(self.compose_info.get("shown", [])),
                 dropped=len(self.compose_info.get("dropped", [])),
+            )
+        if self.ctx is not None:  # a turn that never read its context never reached a model
+            composed = self.compose_info.get("style") == "compose"
+            metrics.model_reply_observe(
+                endpoint=self.ctx.route.label,
+                status=status,
+                ttft_seconds=self.timings["ttft_ms"] / 1000 if "ttft_ms" in self.timings else None,
+                shown=len(self.compose_info.get("shown", [])) if composed else 0,
+                dropped=len(self.compose_info.get("dropped", [])) if composed else 0,
+                abstained=final.abstained,
+                error_code=final.error_code if final.error_code != "refused" else "",
             )

@@ -35,10 +35,12 @@ from apps.conversations.toolcalls import tools_carry_out, tools_offered
 from apps.conversations.triggers import turn_trigger
 from apps.core import tracing
 from apps.core.dbasync import db_async
+from apps.core.rehearsal import rehearsing
 from apps.guardrails.input_checks import input_check
 from apps.guardrails.pii import RedactedText
 from apps.knowledge.selectors import RetrievalUnavailable
 from apps.llm.embeddings import embedder
+from apps.llm.routing import Route
 from apps.llm.streaming import ChatMessage, LLMCallError, chat_stream
 from apps.llm.tooling import ToolDecision
 from apps.tools.choice import tools_choose
@@ -81,7 +83,8 @@ class Answer(Outcomes):
             return await self._retrieval_down(t)
         self.timings["embed_ms"] = self._ms(t)
         await self._tools(ctx, vector)
-        cacheable = self.cacheable(ctx, query)
+        # A rehearsal checks what the pipeline says now: no cached answer, and none stored.
+        cacheable = self.cacheable(ctx, query) and not rehearsing()
         if cacheable:
             cached = await self._from_cache(ctx, query, vector)
             if cached is not None:
@@ -114,13 +117,13 @@ class Answer(Outcomes):
             return ctx.question
         self.followup = {"carried_over": carried}
         if ctx.style == "compose":
-            rewrite = await self._rewrite(question, previous)
+            rewrite = await self._rewrite(question, previous, route=ctx.route)
             if rewrite is not None:
                 self.followup = {"rewritten": rewrite}
                 return RedactedText.stored(rewrite)
         return RedactedText.stored(carried)
 
-    async def _rewrite(self, question: str, previous: str) -> str | None:
+    async def _rewrite(self, question: str, previous: str, *, route: Route) -> str | None:
         messages = [
             ChatMessage(
                 role="system", content="Rewrite the customer's last message as one standalone question."
@@ -138,7 +141,16 @@ class Answer(Outcomes):
 
         try:
             await asyncio.wait_for(
-                chat_stream(messages, on_delta=collect, max_tokens=48, temperature=0.0, stop=("\n",)),
+                chat_stream(
+                    messages,
+                    on_delta=collect,
+                    max_tokens=48,
+                    temperature=0.0,
+                    stop=("\n",),
+                    model=route.model,
+                    base_url=route.base_url,
+                    api_key=route.api_key,
+                ),
                 REWRITE_TIMEOUT_SECONDS,
             )
         except (LLMCallError, TimeoutError):
@@ -256,6 +268,7 @@ class Answer(Outcomes):
                 question=str(ctx.question),
                 show=self._show_composed,
                 on_wait=self._waiting,
+                route=ctx.route,
             )
             tracing.model_call_describe(model_call, composed.llm, error=composed.error)
             model_call.set_attribute("helpdesk.sentences_shown", len(composed.shown))
@@ -364,4 +377,10 @@ def removed_reasons(dropped: list[dict[str, object]]) -> tuple[tuple[str, ...], 
 
 
 def _cache_style(ctx: TurnContext) -> str:
-    return f"{ctx.style}@{CACHE_GENERATION}"
+    style = f"{ctx.style}@{CACHE_GENERATION}"
+    if ctx.style == "compose" and ctx.route.endpoint_id is not None:
+        # A registered model's composed sentences are its own: never served to another model's
+        # conversations (a canary's arms, a promotion). Quoted answers are the same whichever model.
+        # 6 hex digits keep the key within the column's 16 characters.
+        style += f":{ctx.route.endpoint_id.hex[:6]}"
+    return style
