@@ -123,3 +123,45 @@ def test_model_profile_measures_support_and_auto_follows_it(kb_tenant, fake_llm,
     assert style_for(kb_tenant)[0] == "compose"
     kb_tenant.answer_style = "quote"  # the company's own choice wins
     assert style_for(kb_tenant) == ("quote", "the company chose to quote answers in its settings")
+
+
+@pytest.mark.django_db(transaction=True)  # as above: read from worker threads
+def test_model_profile_measures_a_registered_endpoint_and_its_auto_style_follows(
+    kb_tenant, fake_llm, tmp_path
+):
+    from apps.llm.endpoints import endpoint_register
+    from apps.llm.models import ModelProfile
+    from apps.llm.profiles import style_auto
+    from apps.llm.routing import route_for
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI(models=["candidate-model"]) as candidate:
+        endpoint = endpoint_register(
+            tenant=None,
+            name="Candidate",
+            base_url=candidate.base_url,
+            model="candidate-model",
+            api_key="sk-candidate",
+            style="auto",
+            actor=None,
+        )
+        assert style_auto(route_for(endpoint))[0] == "quote"  # never measured
+        candidate.responder = _faithful  # after the registration's probe
+        many = _labelled(tmp_path, [row for row in LABELLED if row["answerable"]] * 7)
+        before = len(fake_llm.chat_requests)
+        out = StringIO()
+        call_command(
+            "model_profile", "--tenant", kb_tenant.slug, "--endpoint", "Candidate", "--questions", str(many),
+            "--json", stdout=out,
+        )  # fmt: skip
+        report = json.loads(out.getvalue())
+        assert (report["model"], report["base_url"]) == ("candidate-model", candidate.base_url)
+        assert len(candidate.chat_requests) > 1, report
+        assert len(fake_llm.chat_requests) == before  # only the endpoint was asked
+    profile = ModelProfile.objects.get(model="candidate-model")
+    assert profile.passes
+    assert profile.composed >= 21
+    profile_cache_clear()
+    assert style_auto(route_for(endpoint))[0] == "compose"
+    with pytest.raises(CommandError, match="No model endpoint"):
+        call_command("model_profile", "--tenant", kb_tenant.slug, "--endpoint", "nothing-of-that-name")

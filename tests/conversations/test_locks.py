@@ -54,6 +54,8 @@ SEPARATE_DOMAINS = {
     "apps/telco/": {"Account"},
     "apps/voice/": {"VoiceClip", "VoiceSettings"},
     "apps/messaging/": {"MessagingChannel"},
+    "apps/llm/": {"ModelEndpoint"},
+    "apps/releases/": {"GatedChange", "GoldenRun"},
 }
 # Raw SQL that takes row locks (a SELECT with a locking clause; not prose such as "waiting for update").
 ROW_LOCK_SQL = re.compile(

@@ -3,18 +3,21 @@
 with FakeOpenAI(models=["m"]) as fake:
     fake.behaviour = "error_500"        # or "ok", "hang", "refuse", "error_429", "error_400" and, for
                                         # chat completions, "cut", "stall", "malformed",
-                                        # "content_filter", "refusal"
+                                        # "content_filter", "refusal", "no_stream", "not_openai"
     fake.script(["error_500", "ok"])    # one behaviour per chat request first, then `behaviour`
     fake.reply_text = "Hello there."    # or fake.responder = lambda body: "..."
     fake.tool_caller = lambda body: [("order_lookup", '{"order_number": "NM-1"}')]
                                         # requests offering `tools` get these tool calls (None: text)
+    fake.api_key = "sk-right"           # requests without "Authorization: Bearer sk-right" get a 401
     settings.LLM_BASE_URL = fake.base_url
 
 Streams are sent the way llama.cpp's and vLLM's servers send them: HTTP/1.1 chunked SSE, a role chunk,
 one chunk per word (with its leading space), a finish chunk, a usage chunk when the request asks for one,
 then `data: [DONE]`. "cut" sends `cut_after` words and drops the connection mid-body; "stall" sends them
 and then goes silent until `hang_seconds` pass or the server closes; "malformed" sends them, then an
-event that is not JSON, then drops the connection.
+event that is not JSON, then drops the connection. "no_stream" answers a chat with one plain JSON
+completion even when the request asks for a stream (a server without streaming support). "not_openai" is
+not an OpenAI server at all: `GET /v1/models` and chat completions answer 200 with an HTML page.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class FakeOpenAI:
         self.token_delay = 0.0
         self.cut_after = 3
         self.report_usage = True  # False: ignore stream_options.include_usage, like some servers do
+        self.api_key: str | None = None  # set: every request must carry it as a bearer token, else 401
         self.requests: list[tuple[str, str, dict[str, Any] | None]] = []
         self.client_disconnects = 0  # streams the client closed before the server finished them
         self._script: deque[str] = deque()
@@ -149,9 +153,27 @@ class FakeOpenAI:
                     return True
                 return False
 
+            def _key_rejected(self) -> bool:
+                if fake.api_key is None or self.headers.get("Authorization") == f"Bearer {fake.api_key}":
+                    return False
+                error = {"message": "Incorrect API key provided", "type": "invalid_request_error"}
+                self._json(401, {"error": error})
+                return True
+
+            def _html(self) -> None:
+                data = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self) -> None:
                 fake.requests.append(("GET", self.path, None))
-                if self._misbehave(fake.behaviour):
+                if self._misbehave(fake.behaviour) or self._key_rejected():
+                    return
+                if fake.behaviour == "not_openai":
+                    self._html()
                     return
                 if self.path.rstrip("/") == "/v1/models":
                     self._json(
@@ -164,8 +186,13 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append(("POST", self.path, body))
+                if self._key_rejected():
+                    return
                 if self.path == "/v1/chat/completions":
                     behaviour = fake._next_behaviour()
+                    if behaviour == "not_openai":
+                        self._html()
+                        return
                     if not self._misbehave(behaviour, body):
                         self._chat(behaviour, body)
                     return
@@ -224,7 +251,7 @@ class FakeOpenAI:
                         },
                     )
                     return
-                if not body.get("stream"):
+                if not body.get("stream") or behaviour == "no_stream":
                     message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
                     if behaviour == "refusal":
                         message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}

@@ -1,10 +1,12 @@
-"""`manage.py model_profile [--tenant SLUG] [--questions FILE ...] [--limit N]`.
+"""`manage.py model_profile [--tenant SLUG] [--endpoint NAME] [--questions FILE ...] [--limit N]`.
 
-Measures the configured model (LLM_BASE_URL, LLM_MODEL) in the `compose` style: for each answerable
-labelled question, the evidence is selected as for a customer, the model composes from it, and every
-sentence it writes goes through the support check. Records how many sentences were composed and how many
-were supported, and how fast (first token, complete), as the model's profile (apps.llm.profiles); a
-company on the "auto" answer style composes only with a model whose profile passes.
+Measures the configured model (LLM_BASE_URL, LLM_MODEL), or with --endpoint a registered model endpoint
+(its name or model, the company's own or the operator's; docs/architecture/releases.md), in the `compose`
+style: for each answerable labelled question, the evidence is selected as for a customer, the model
+composes from it, and every sentence it writes goes through the support check. Records how many
+sentences were composed and how many were supported, and how fast (first token, complete), as the
+model's profile (apps.llm.profiles); a company on the "auto" answer style composes only with a model whose
+profile passes.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from apps.accounts.selectors import tenant_by_slug
 from apps.conversations.answering.calibration import Labelled, labelled_load
 from apps.conversations.answering.compose import compose_checked, compose_messages
 from apps.conversations.answering.select import evidence_for
+from apps.core.errors import BadRequest
 from apps.guardrails.pii import pii_redact
 from apps.llm.clients import close_async_clients
 from apps.llm.embeddings import embedder
+from apps.llm.endpoint_selectors import endpoint_named
 from apps.llm.profiles import profile_record
+from apps.llm.routing import Route, route_default, route_for
 from apps.llm.streaming import LLMCallError
 
 DEMO_QUESTIONS = Path(settings.BASE_DIR) / "bench" / "data" / "questions.jsonl"
@@ -39,6 +44,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--tenant", default="nimbus", help="whose knowledge to use (default: the demo company)"
+        )
+        parser.add_argument(
+            "--endpoint", help="a registered model endpoint's name or model (default: the configured model)"
         )
         parser.add_argument(
             "--questions", action="append", type=Path, help="JSON lines of labelled questions"
@@ -55,10 +63,18 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         items = items[: max(1, options["limit"])]
-        report = asyncio.run(self._measure(tenant, items))
+        try:
+            route = (
+                route_for(endpoint_named(tenant=tenant, name=options["endpoint"]))
+                if options["endpoint"]
+                else route_default()
+            )
+        except BadRequest as exc:
+            raise CommandError(exc.message) from exc
+        report = asyncio.run(self._measure(tenant, items, route))
         profile = profile_record(
-            base_url=settings.LLM_BASE_URL,
-            model=settings.LLM_MODEL,
+            base_url=route.base_url,
+            model=route.model,
             questions=report["questions"],
             composed=report["composed"],
             supported=report["supported"],
@@ -71,7 +87,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report))
             return
         self.stdout.write(
-            f"{settings.LLM_MODEL} at {settings.LLM_BASE_URL}: {report['questions']} questions, "
+            f"{route.model} at {route.base_url}: {report['questions']} questions, "
             f"{report['supported']} of {report['composed']} composed sentences supported "
             f"({report['support_rate'] * 100:.1f}%), {report['failed']} calls failed; first token p50 "
             f"{report['first_token_p50_ms']} ms, complete p50 {report['complete_p50_ms']} ms."
@@ -81,7 +97,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Profile recorded; the model {verdict}.")
 
-    async def _measure(self, tenant: Tenant, items: list[Labelled]) -> dict[str, Any]:
+    async def _measure(self, tenant: Tenant, items: list[Labelled], route: Route) -> dict[str, Any]:
         composed = supported = failed = asked = 0
         first: list[float] = []
         complete: list[float] = []
@@ -106,7 +122,7 @@ class Command(BaseCommand):
                 started = time.monotonic()
                 try:
                     result = await compose_checked(
-                        messages, evidence=support, question=str(question), show=discard
+                        messages, evidence=support, question=str(question), show=discard, route=route
                     )
                 except LLMCallError:
                     failed += 1
@@ -119,8 +135,8 @@ class Command(BaseCommand):
         finally:
             await close_async_clients()
         return {
-            "model": settings.LLM_MODEL,
-            "base_url": settings.LLM_BASE_URL,
+            "model": route.model,
+            "base_url": route.base_url,
             "questions": asked,
             "composed": composed,
             "supported": supported,
