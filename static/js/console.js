@@ -24,6 +24,7 @@ import { ReconnectingSocket } from "./lib/socket.js";
   var slug = /** @type {string} */ (root.getAttribute("data-slug"));
   var me = Number(root.getAttribute("data-user-id"));
   var isAdmin = root.getAttribute("data-admin") === "true";
+  var canGolden = root.getAttribute("data-golden") === "true"; // editors and admins
   var csrf = root.getAttribute("data-csrf") || "";
   var API = "/api/v1/tenants/" + encodeURIComponent(slug) + "/";
   var baseTitle = document.title;
@@ -764,6 +765,10 @@ import { ReconnectingSocket } from "./lib/socket.js";
         return "Ticket #" + data.ticket + ": replies also go to " + (data.email || "the customer") + " by email.";
       case "csat.recorded":
         return "The customer rated the conversation " + data.score + " of 5.";
+      case "conversation.notice":
+        return data.code === "model_changed"
+          ? "Moved back to the company's current model (a canary was stopped); the customer was told."
+          : "The customer was told: " + data.text;
       case "session.ended":
         return data.why === "signed_in"
           ? "The visitor signed in as a customer: this guest chat is closed to them, and nothing in it joins their account."
@@ -850,12 +855,14 @@ import { ReconnectingSocket } from "./lib/socket.js";
       },
     }) : null;
     if (timing) timing.hidden = true;
+    var golden = role === "assistant" && canGolden ? goldenLinks(messageId) : null;
     var node = el("li", { className: "tl-msg", "data-role": role, "data-message-id": messageId }, [
       el("div", { className: "tl-head" }, [who, state, at]),
       text,
       note,
       sent,
       timing,
+      golden,
     ]);
     view = {
       node: node,
@@ -879,6 +886,7 @@ import { ReconnectingSocket } from "./lib/socket.js";
         node.setAttribute("data-status", status);
         view.final = role !== "assistant" || status !== "streaming";
         if (timing) timing.hidden = !view.final;
+        if (golden) golden.hidden = status !== "complete";
         state.textContent = role === "assistant" && status === "streaming" ? "Writing…" : "";
         if (role === "customer" && msg.redacted) node.setAttribute("data-redacted", "");
         note.hidden = true;
@@ -910,6 +918,20 @@ import { ReconnectingSocket } from "./lib/socket.js";
     if (!message) view.update({ status: "streaming" });
     append(node);
     return view;
+  }
+
+  // "Right answer" / "Wrong answer" on a finished reply: the golden question form, prefilled on the server
+  // from the reply, its turn's question and its citations, in a new tab so the conversation stays open.
+  function goldenLinks(messageId) {
+    var base = "/staff/" + encodeURIComponent(slug) + "/golden/new/?message=" + encodeURIComponent(messageId) + "&verdict=";
+    /** @param {string} verdict @param {string} label */
+    function link(verdict, label) {
+      return el("a", { href: base + verdict, target: "_blank", rel: "noopener", "data-golden": verdict }, [
+        label,
+        el("span", { className: "visually-hidden", text: ": add this reply to the golden answers (opens a new tab)" }),
+      ]);
+    }
+    return el("p", { className: "tl-golden", hidden: true }, [link("right", "Right answer"), " · ", link("wrong", "Wrong answer")]);
   }
 
   function drawNote(note) {
