@@ -16,6 +16,7 @@ from apps.accounts.selectors import access_tenant
 from apps.core.errors import BadRequest, HelpdeskError
 from apps.guardrails.pii import pii_redact
 from apps.knowledge import selectors, services
+from apps.knowledge.gate import ChangeKind, change_gate_request, change_payload
 from apps.knowledge.models import Document, DocumentVersion
 
 EDITORS = [Role.EDITOR]
@@ -110,6 +111,18 @@ class RollbackInput(serializers.Serializer[Any]):
     number = serializers.IntegerField(min_value=1)
 
 
+def _gated(
+    tenant: Tenant, user: User, kind: ChangeKind, document: Document, number: int | None = None, **extra: Any
+) -> Response | None:
+    """202 with the change when the company's golden answers are checked first (apps/knowledge/gate.py)."""
+    change = change_gate_request(
+        tenant=tenant, kind=kind, document=document, version_number=number, actor=user, **extra
+    )
+    if change is None:
+        return None
+    return Response(change_payload(tenant=tenant, change=change), status=status.HTTP_202_ACCEPTED)
+
+
 def _read(upload: Any) -> services.Upload:
     services.upload_size_check(filename=upload.name, size=upload.size)  # before reading it into memory
     return services.Upload(filename=upload.name, data=upload.read())
@@ -170,10 +183,16 @@ class DocumentDetailApi(APIView):
             }
         )
 
-    @extend_schema(responses={204: None}, summary="Delete a document with every version, passage and vector")
+    @extend_schema(
+        responses={204: None, 202: dict},
+        summary="Delete a document with every version, passage and vector (202: checked against the golden "
+        "answers first)",
+    )
     def delete(self, request: Request, slug: str, document_id: str) -> Response:
         tenant, user = _editor(request, slug)
         document = selectors.access_document(tenant=tenant, document_id=document_id)
+        if (held := _gated(tenant, user, "delete", document)) is not None:
+            return held
         services.document_delete(document=document, actor=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -202,12 +221,18 @@ class DocumentVersionUploadApi(APIView):
 
 
 class DocumentRollbackApi(APIView):
-    @extend_schema(request=RollbackInput, responses=VersionOutput, summary="Publish an earlier version again")
+    @extend_schema(
+        request=RollbackInput,
+        responses={200: VersionOutput, 202: dict},
+        summary="Publish an earlier version again (202: checked against the golden answers first)",
+    )
     def post(self, request: Request, slug: str, document_id: str) -> Response:
         tenant, user = _editor(request, slug)
         document = selectors.access_document(tenant=tenant, document_id=document_id)
         data = RollbackInput(data=request.data)
         data.is_valid(raise_exception=True)
+        if (held := _gated(tenant, user, "rollback", document, data.validated_data["number"])) is not None:
+            return held
         version = services.version_rollback(
             document=document, number=data.validated_data["number"], actor=user
         )
@@ -234,7 +259,9 @@ class VersionActionApi(APIView):
     action: str = ""
 
     @extend_schema(
-        request=PublishInput, responses=VersionOutput, summary="publish / redact / retry a version"
+        request=PublishInput,
+        responses={200: VersionOutput, 202: dict},
+        summary="publish / redact / retry a version (publish: 202 when checked against the golden answers)",
     )
     def post(self, request: Request, slug: str, version_id: str) -> Response:
         tenant, user = _editor(request, slug)
@@ -242,9 +269,11 @@ class VersionActionApi(APIView):
         if self.action == "publish":
             data = PublishInput(data=request.data)
             data.is_valid(raise_exception=True)
-            version = services.version_publish(
-                version=version, actor=user, effective_date=data.validated_data.get("effective_date")
-            )
+            effective = data.validated_data.get("effective_date")
+            held = _gated(tenant, user, "publish", version.document, version.number, effective_date=effective)
+            if held is not None:
+                return held
+            version = services.version_publish(version=version, actor=user, effective_date=effective)
         elif self.action == "redact":
             version = services.version_redact(version=version, actor=user)
         else:

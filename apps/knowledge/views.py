@@ -23,6 +23,7 @@ from apps.accounts.selectors import access_tenant
 from apps.core.errors import BadRequest, HelpdeskError, NotFound
 from apps.guardrails.pii import pii_redact
 from apps.knowledge import selectors, services
+from apps.knowledge.gate import ChangeKind, change_gate_request, change_page_url, pending_changes
 from apps.knowledge.models import Document, DocumentVersion, VersionStatus
 
 EDITORS = [Role.EDITOR]
@@ -94,6 +95,31 @@ def _dispatch(request: HttpRequest, handlers: dict[str, Handler], back: str) -> 
     if done.message:
         messages.success(request, done.message)
     return redirect(done.then or back)
+
+
+def _gated(
+    tenant: Tenant,
+    user: User,
+    kind: ChangeKind,
+    document: Document,
+    number: int | None = None,
+    effective_date: datetime.date | None = None,
+) -> Done | None:
+    """With golden questions, the change waits on its own page while they are checked (knowledge/gate.py)."""
+    change = change_gate_request(
+        tenant=tenant,
+        kind=kind,
+        document=document,
+        version_number=number,
+        actor=user,
+        effective_date=effective_date,
+    )
+    if change is None:
+        return None
+    return Done(
+        "Checking the change against the golden answers before customers see it.",
+        then=change_page_url(tenant=tenant, change=change),
+    )
 
 
 def _publish_message(version: DocumentVersion) -> str:
@@ -183,9 +209,11 @@ def document_page(request: HttpRequest, slug: str, document_id: str) -> HttpResp
 
         def publish() -> Done:
             version = _version_of(tenant, document, request.POST.get("version_id"))
-            version = services.version_publish(
-                version=version, actor=user, effective_date=_date(request.POST.get("effective_date"))
-            )
+            effective = _date(request.POST.get("effective_date"))
+            held = _gated(tenant, user, "publish", document, version.number, effective)
+            if held is not None:
+                return held
+            version = services.version_publish(version=version, actor=user, effective_date=effective)
             return Done(_publish_message(version))
 
         def rollback() -> Done:
@@ -193,10 +221,16 @@ def document_page(request: HttpRequest, slug: str, document_id: str) -> HttpResp
                 number = int(request.POST.get("number", ""))
             except ValueError:
                 raise BadRequest("Choose the version to roll back to.") from None
+            held = _gated(tenant, user, "rollback", document, number)
+            if held is not None:
+                return held
             version = services.version_rollback(document=document, number=number, actor=user)
             return Done(f"Rolled back: version {version.number} of {document.title} is published again.")
 
         def unpublish() -> Done:
+            held = _gated(tenant, user, "unpublish", document)
+            if held is not None:
+                return held
             services.document_unpublish(document=document, actor=user)
             return Done(f"{document.title} is no longer published: the assistant stops using it.")
 
@@ -213,6 +247,9 @@ def document_page(request: HttpRequest, slug: str, document_id: str) -> HttpResp
         def delete() -> Done:
             if request.POST.get("confirm") != "yes":
                 raise BadRequest("Confirm that you want to delete the document and every version of it.")
+            held = _gated(tenant, user, "delete", document)
+            if held is not None:
+                return held
             title = document.title
             services.document_delete(document=document, actor=user)
             return Done(
@@ -243,6 +280,7 @@ def document_page(request: HttpRequest, slug: str, document_id: str) -> HttpResp
             "versions": selectors.document_versions(document=document),
             "history": selectors.document_history(document=document),
             "confirm_delete": request.GET.get("delete") == "1",
+            "pending_changes": pending_changes(tenant=tenant, document=document),
             "accepted_types": ACCEPTED_TYPES,
             "accept": ACCEPT_ATTRIBUTE,
             "max_mb": services.LIMITS.max_bytes // 2**20,
@@ -264,9 +302,11 @@ def version_page(request: HttpRequest, slug: str, version_id: str) -> HttpRespon
     if request.method == "POST":
 
         def publish() -> Done:
-            published = services.version_publish(
-                version=version, actor=user, effective_date=_date(request.POST.get("effective_date"))
-            )
+            effective = _date(request.POST.get("effective_date"))
+            held = _gated(tenant, user, "publish", version.document, version.number, effective)
+            if held is not None:
+                return held
+            published = services.version_publish(version=version, actor=user, effective_date=effective)
             return Done(_publish_message(published))
 
         def redact() -> Done:
