@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("apps.memory.urls")),
     path("", include("apps.handoff.urls")),
     path("", include("apps.messaging.urls")),
+    path("", include("apps.releases.urls")),
     path("", include("apps.demo.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.retention.urls")),

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.memory",
     "apps.handoff",
     "apps.messaging",
+    "apps.releases",
     "apps.demo",
     "apps.retention",
     "apps.erasure",
@@ -513,6 +514,10 @@ RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", 3600)
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", 500)
 if RETENTION_INTERVAL_SECONDS < 60 or RETENTION_BATCH_SIZE < 1:
     raise ValueError("RETENTION_INTERVAL_SECONDS must be at least 60 and RETENTION_BATCH_SIZE at least 1")
+# Model endpoints (docs/architecture/releases.md): how long registration waits for the endpoint's model list
+# and first streamed chunk before refusing it as unreachable.
+MODEL_ENDPOINT_PROBE_TIMEOUT_SECONDS = env.float("MODEL_ENDPOINT_PROBE_TIMEOUT_SECONDS", 15.0)
+
 CELERY_BEAT_SCHEDULE = {
     "retention-run": {
         "task": "apps.retention.tasks.retention_run",
@@ -525,5 +530,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.erasure.tasks.erasures_resume",
         "schedule": 300.0,
         "options": {"expires": 300.0},
+    },
+    # Running model canaries compared with the current model (apps/releases/canary.py); replies also do it.
+    "canaries-evaluate": {
+        "task": "apps.releases.canary_tasks.canaries_evaluate_task",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
     },
 }

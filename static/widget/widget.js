@@ -386,7 +386,9 @@
     notices: {
       // Signing in never carries a guest chat into the customer's account (whoever typed it on this
       // browser is not known to be them): the customer is told, so nothing seems lost.
-      guest_chat_closed: "You're signed in. Messages you wrote before signing in aren't part of your account's chat, so please ask again here if you still need help."
+      guest_chat_closed: "You're signed in. Messages you wrote before signing in aren't part of your account's chat, so please ask again here if you still need help.",
+      // conversation.notice: the chat went back to the company's usual model (a model being tried stopped).
+      model_changed: "We've switched this chat back to our usual assistant to keep answers reliable; your messages are all still here."
     },
     status: {
       connecting: "Connecting…",
@@ -1425,6 +1427,7 @@
       "agent.message": onAgentMessage,
       "conversation.resolved": onResolved,
       "conversation.reopened": onReopened,
+      "conversation.notice": onNotice,
       "csat.recorded": onRated,
       "tool.run": onToolRun,
       // The result comes again as the `assistant.completed` that follows it, which renders the message.
@@ -1808,6 +1811,10 @@
     function onResolved(event) {
       systemLine(TEXT.resolved.line, "resolved-note");
       if (event.csat === true) ratingPrompt();
+      noticeLive(event);
+    }
+    function onNotice(event) {
+      systemLine(TEXT.notices[event.code] || event.text, "notice-line");
       noticeLive(event);
     }
     function onReopened() {

@@ -186,6 +186,15 @@ class SessionEnded(Stored):
     why: Literal["signed_in", "ended"] = Field(description="signed_in: the guest signed in; ended: logout().")
 
 
+class ConversationNotice(Stored):
+    """Something the customer is told about the conversation itself, not an answer: e.g. it moved back to
+    the company's usual model when a model being tried was stopped (apps/releases/canary.py)."""
+
+    type: Literal["conversation.notice"] = "conversation.notice"
+    code: Literal["model_changed"] = Field(description="What happened: model_changed.")
+    text: str = Field(description="The sentence the customer is shown.")
+
+
 class ToolRun(Stored):
     """One change of a tool run's state; the latest event of a `run_id` is its state."""
 
@@ -229,6 +238,7 @@ ConversationEvent = Annotated[
     | AgentMessageCreated
     | CsatRecorded
     | SessionEnded
+    | ConversationNotice
     | ToolRun
     | ToolResult,
     Field(discriminator="type"),
@@ -255,6 +265,7 @@ TimelineItem = Annotated[
     | AgentMessageCreated
     | CsatRecorded
     | SessionEnded
+    | ConversationNotice
     | ToolRun
     | ToolResult
     | Note,

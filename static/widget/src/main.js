@@ -649,6 +649,7 @@ function start() {
     "agent.message": onAgentMessage,
     "conversation.resolved": onResolved,
     "conversation.reopened": onReopened,
+    "conversation.notice": onNotice,
     "csat.recorded": onRated,
     "tool.run": onToolRun,
     // The result comes again as the `assistant.completed` that follows it, which renders the message.
@@ -1084,6 +1085,11 @@ function start() {
   function onResolved(event) {
     systemLine(TEXT.resolved.line, "resolved-note");
     if (event.csat === true) ratingPrompt();
+    noticeLive(event);
+  }
+
+  function onNotice(event) {
+    systemLine(TEXT.notices[event.code] || event.text, "notice-line");
     noticeLive(event);
   }
 

@@ -16,6 +16,9 @@ export var TEXT = {
     // browser is not known to be them): the customer is told, so nothing seems lost.
     guest_chat_closed:
       "You're signed in. Messages you wrote before signing in aren't part of your account's chat, so please ask again here if you still need help.",
+    // conversation.notice: the chat went back to the company's usual model (a model being tried stopped).
+    model_changed:
+      "We've switched this chat back to our usual assistant to keep answers reliable; your messages are all still here.",
   },
   status: {
     connecting: "Connecting…",
