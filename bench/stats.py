@@ -7,18 +7,14 @@ import statistics
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from apps.releases.report import percentile
+
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 20261124
 
 
 def pct(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..1) of a non-empty list."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    """Linear-interpolated percentile (q in 0..1) of a non-empty list (the golden runs' own, one copy)."""
+    return percentile(values, q)
 
 
 def p50_p95(values: list[float], *, digits: int = 3) -> dict[str, Any]:

@@ -8,12 +8,11 @@ import logging
 import uuid
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import Membership, Role, Tenant
+from apps.accounts.mail import tenant_admins_email
+from apps.accounts.models import Tenant
 from apps.conversations.audit import ActorKind, handoff_audit
 from apps.core.errors import NotFound
 from apps.core.event_types import HandoffEscalated, HandoffSummary
@@ -91,27 +90,16 @@ def handoff_escalate(*, handoff_id: uuid.UUID | str) -> Handoff | None:
 
 
 def _admins_tell(tenant: Tenant, summary: dict[str, Any]) -> None:
-    admins = list(
-        Membership.objects.for_tenant(tenant)
-        .filter(role=Role.ADMIN, user__is_active=True)
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
-    if not admins:
-        return
     minutes = max(1, summary["waiting_seconds"] // 60)
-    try:
-        EmailMessage(
-            subject=f"[{tenant.name}] A customer has waited {minutes} min for a person",
-            body=(
-                f"A handoff ({summary['reason_label']}) has waited {minutes} minutes without an agent.\n"
-                f"Open the console: /staff/{tenant.slug}/console/?handoff={summary['id']}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=sorted(set(admins)),
-        ).send(fail_silently=False)
-    except Exception as exc:
-        logger.warning("escalation email for %s not sent: %s", tenant.slug, exc.__class__.__name__)
+    tenant_admins_email(
+        tenant=tenant,
+        subject=f"A customer has waited {minutes} min for a person",
+        body=(
+            f"A handoff ({summary['reason_label']}) has waited {minutes} minutes without an agent.\n"
+            f"Open the console: /staff/{tenant.slug}/console/?handoff={summary['id']}\n"
+        ),
+        what="escalation",
+    )
 
 
 def handoffs_escalate_due() -> int:

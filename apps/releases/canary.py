@@ -23,12 +23,11 @@ import logging
 import uuid
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import Membership, Role, Tenant, User
+from apps.accounts.mail import tenant_admins_email
+from apps.accounts.models import Tenant, User
 from apps.audit.trail import audit_record
 from apps.conversations.events import event_append
 from apps.conversations.locks import conversation_lock
@@ -220,26 +219,15 @@ def _arm_rates(indicators: dict[str, Any]) -> dict[str, Any]:
 
 
 def _admins_tell(tenant: Tenant, canary_id: uuid.UUID, reason: str) -> None:
-    admins = list(
-        Membership.objects.for_tenant(tenant)
-        .filter(role=Role.ADMIN, user__is_active=True)
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
+    tenant_admins_email(
+        tenant=tenant,
+        subject="A model canary was stopped automatically",
+        body=(
+            f"{reason}\n\nIts conversations are back on the current model.\n"
+            f"See the models page: /staff/{tenant.slug}/models/#canary-{canary_id}\n"
+        ),
+        what="canary",
     )
-    if not admins:
-        return
-    try:
-        EmailMessage(
-            subject=f"[{tenant.name}] A model canary was stopped automatically",
-            body=(
-                f"{reason}\n\nIts conversations are back on the current model.\n"
-                f"See the models page: /staff/{tenant.slug}/models/#canary-{canary_id}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=sorted(set(admins)),
-        ).send(fail_silently=False)
-    except Exception as exc:
-        logger.warning("canary email for %s not sent: %s", tenant.slug, exc.__class__.__name__)
 
 
 def canary_send_back(*, canary: Canary) -> int:

@@ -41,7 +41,7 @@ def table_lines(rows: Iterable[tuple[str, str, dict[str, Any]]]) -> list[str]:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..1) of a non-empty list: bench/stats.py's `pct`."""
+    """Linear-interpolated percentile (q in 0..1) of a non-empty list (bench/stats.py's `pct` too)."""
     ordered = sorted(values)
     if len(ordered) == 1:
         return ordered[0]

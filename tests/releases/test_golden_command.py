@@ -34,11 +34,12 @@ def _golden_run(*args: str) -> tuple[int | str | None, str]:
     return None, out.getvalue()
 
 
-# The one demo golden question the desk answers wrongly today, and why. It is the README's one acceptance miss:
-# the policy says a device that "develops a fault within 30 days" may be replaced or refunded, a question about a
-# phone that "stopped working" shares no word with it, and its confidence (0.54) is under the threshold that
-# `manage.py abstain_calibrate` chooses on the separate labelled set (0.572), so the assistant abstains. The test
-# pins it exactly: any other miss fails, and so does this one starting to pass (then delete it from here).
+# The one demo golden question the desk answers wrongly today, and why. It is the README's one acceptance
+# miss: the policy says a device that "develops a fault within 30 days" may be replaced or refunded, a
+# question about a phone that "stopped working" shares no word with it, and its confidence (0.54) is under
+# the threshold `manage.py abstain_calibrate` chooses on the separate labelled set (0.572), so the assistant
+# abstains. The test pins it exactly: any other miss fails, and so does this one starting to pass (then
+# delete it from here).
 KNOWN_MISSES = {"My new phone stopped working after a week. What are my options?"}
 
 
