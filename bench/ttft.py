@@ -495,7 +495,8 @@ def floor_request_params() -> tuple[dict[str, Any], dict[str, Any]]:
 
     1. the keyword arguments apps/conversations/answering/compose.py (`compose_checked`, the only call
        of the model on the answer path) passes to `chat_stream`, read from its source and evaluated in
-       its module (settings, constants); `on_delta` and `on_wait` are callbacks, not request arguments;
+       its module (settings, constants); `on_delta` and `on_wait` are callbacks, and `model`, `base_url`
+       and `api_key` the conversation's route, not request arguments;
     2. what `chat_stream` turns them into: it is run once here against a stub client that captures the
        arguments of `chat.completions.create` and stops.
 
@@ -518,6 +519,11 @@ def floor_request_params() -> tuple[dict[str, Any], dict[str, Any]]:
     stream_kwargs: dict[str, Any] = {}
     for keyword in calls[0].keywords:
         if keyword.arg in (None, "on_delta", "on_wait"):
+            continue
+        if keyword.arg in ("model", "base_url", "api_key"):
+            # Where the request goes: the conversation's route (apps/llm/routing.py). The floor, like a
+            # conversation on the company's current model, goes to the configured one (chat_stream's
+            # defaults, which put that model in the request).
             continue
         try:
             # Our own source, evaluated in its own module: settings.X and module constants.
